@@ -1,0 +1,742 @@
+"""Forkable models of the loyalty programme.
+
+A shop forks them the Oscar way: subclass the abstract model in its own ``models.py`` and the
+package's ``models.py`` skips registering that one (``is_model_registered``).
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from oscar_loyalty import conf
+
+ZERO = Decimal("0")
+AMOUNT = {"max_digits": 14, "decimal_places": 2}
+
+
+def default_card_number_length():
+    return conf.card_number_length
+
+
+colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour like #1f77b4."))
+
+
+class AbstractProgram(models.Model):
+    """A kind of card a shop issues ("card type") and the rules its cards follow."""
+
+    name = models.CharField(_("name"), max_length=128)
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    point_value = models.DecimalField(
+        _("value of one point"),
+        help_text=_("How much money one point pays for at checkout."),
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        **AMOUNT,
+    )
+    earn_step = models.DecimalField(
+        _("earning step"),
+        help_text=_("Earned points are rounded down to a multiple of this (1 = whole points)."),
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        **AMOUNT,
+    )
+    accrual_delay_hours = models.PositiveIntegerField(
+        _("hours before earned points become available"),
+        help_text=_("Counted from the moment the order is complete."),
+        default=0,
+    )
+    history_start = models.DateField(
+        _("history start date"),
+        help_text=_("Orders completed before this date do not count towards grades. Empty: all."),
+        null=True,
+        blank=True,
+    )
+    card_number_length = models.PositiveSmallIntegerField(
+        _("length of generated card numbers"),
+        help_text=_("Including the check digit."),
+        default=default_card_number_length,
+        validators=[MinValueValidator(6)],
+    )
+    issue_on_registration = models.BooleanField(_("issue a card on registration"), default=False)
+    shipping_earns = models.BooleanField(_("shipping earns points"), default=False)
+    max_pay_percent = models.DecimalField(
+        _("largest share of an order payable with points, %"),
+        default=Decimal("100"),
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(ZERO)],
+    )
+    min_spend_points = models.DecimalField(_("least points usable at once"), default=ZERO, **AMOUNT)
+    shipping_payable = models.BooleanField(_("shipping may be paid with points"), default=False)
+    excluded_products = models.ManyToManyField(
+        "catalogue.Product",
+        blank=True,
+        related_name="+",
+        verbose_name=_("products that earn nothing"),
+    )
+    excluded_categories = models.ManyToManyField(
+        "catalogue.Category",
+        blank=True,
+        related_name="+",
+        verbose_name=_("categories that earn nothing"),
+    )
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["name"]
+        verbose_name = _("programme")
+        verbose_name_plural = _("programmes")
+
+    def __str__(self):
+        return self.name
+
+    def lowest_grade(self):
+        return self.grades.order_by("spend_from").first()
+
+
+class AbstractGrade(models.Model):
+    """A tier of a programme, reached by lifetime spend."""
+
+    DISCOUNT_PERCENT, DISCOUNT_AMOUNT = "percent", "amount"
+    DISCOUNT_TYPES = [
+        (DISCOUNT_PERCENT, _("percent")),
+        (DISCOUNT_AMOUNT, _("money")),
+    ]
+
+    program = models.ForeignKey(
+        "oscar_loyalty.Program",
+        on_delete=models.CASCADE,
+        related_name="grades",
+        verbose_name=_("programme"),
+    )
+    name = models.CharField(_("name"), max_length=128)
+    spend_from = models.DecimalField(
+        _("spend from"),
+        help_text=_("Total of completed orders from which a customer reaches this grade."),
+        default=ZERO,
+        validators=[MinValueValidator(ZERO)],
+        **AMOUNT,
+    )
+    earn_percent = models.DecimalField(
+        _("earn, %"),
+        default=ZERO,
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(ZERO)],
+    )
+    discount_type = models.CharField(
+        _("discount type"), max_length=16, choices=DISCOUNT_TYPES, default=DISCOUNT_PERCENT
+    )
+    discount_value = models.DecimalField(
+        _("discount"), default=ZERO, validators=[MinValueValidator(ZERO)], **AMOUNT
+    )
+    colour = models.CharField(
+        _("colour"), max_length=7, default="#6c757d", validators=[colour_validator]
+    )
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["program", "spend_from"]
+        verbose_name = _("grade")
+        verbose_name_plural = _("grades")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "spend_from"], name="loyalty_grade_unique_threshold"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class AbstractCard(models.Model):
+    """A customer's (or a not-yet-customer phone's) membership of one programme."""
+
+    ACTIVE, BLOCKED, CLOSED = "active", "blocked", "closed"
+    STATUSES = [
+        (ACTIVE, pgettext_lazy("card status", "Active")),
+        (BLOCKED, pgettext_lazy("card status", "Blocked")),
+        (CLOSED, pgettext_lazy("card status", "Closed")),
+    ]
+
+    program = models.ForeignKey(
+        "oscar_loyalty.Program",
+        on_delete=models.PROTECT,
+        related_name="cards",
+        verbose_name=_("programme"),
+    )
+    number = models.CharField(_("card number"), max_length=32)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="loyalty_cards",
+        verbose_name=_("customer"),
+    )
+    phone = models.CharField(
+        _("phone"),
+        max_length=20,
+        blank=True,
+        db_index=True,
+        help_text=_("Digits only, with the country code: 79123456789."),
+    )
+    grade = models.ForeignKey(
+        "oscar_loyalty.Grade",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cards",
+        verbose_name=_("grade"),
+    )
+    grade_is_manual = models.BooleanField(_("grade set by a manager"), default=False)
+    participates = models.BooleanField(
+        _("participates"),
+        default=True,
+        help_text=_("A card that does not participate earns nothing and cannot spend."),
+    )
+    spend_adjustment = models.DecimalField(
+        _("spend counted before the shop's records"),
+        default=ZERO,
+        validators=[MinValueValidator(ZERO)],
+        **AMOUNT,
+    )
+    lifetime_spend = models.DecimalField(
+        _("lifetime spend"), default=ZERO, editable=False, **AMOUNT
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=STATUSES, default=ACTIVE, db_index=True
+    )
+    status_reason = models.CharField(_("reason"), max_length=255, blank=True)
+    account = models.OneToOneField(
+        "oscar_loyalty.Account",
+        on_delete=models.PROTECT,
+        related_name="card",
+        verbose_name=_("points account"),
+    )
+    debt_account = models.OneToOneField(
+        "oscar_loyalty.Account",
+        on_delete=models.PROTECT,
+        related_name="debt_card",
+        verbose_name=_("debt account"),
+    )
+    created = models.DateTimeField(_("issued"), default=timezone.now, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("issued by"),
+    )
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created"]
+        verbose_name = _("card")
+        verbose_name_plural = _("cards")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "number"], name="loyalty_card_number"),
+            models.UniqueConstraint(
+                fields=["program", "user"],
+                condition=Q(user__isnull=False),
+                name="loyalty_card_one_per_customer",
+            ),
+            models.UniqueConstraint(
+                fields=["program", "phone"],
+                condition=~Q(phone=""),
+                name="loyalty_card_one_per_phone",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def balance(self):
+        return self.account.balance
+
+    @property
+    def debt(self):
+        """Points taken back after they were spent, repaid first from later earnings."""
+        return -self.debt_account.balance
+
+    @property
+    def is_active(self):
+        return self.status == self.ACTIVE
+
+    def refusal(self):
+        """Why this card cannot earn or spend right now, or ``None``."""
+        if self.status == self.BLOCKED:
+            return _("The card %(number)s is blocked.") % {"number": self.number}
+        if self.status == self.CLOSED:
+            return _("The card %(number)s is closed.") % {"number": self.number}
+        if not self.participates:
+            return _("The card %(number)s does not take part in the programme.") % {
+                "number": self.number
+            }
+        return None
+
+
+class AbstractAccount(models.Model):
+    """A balance in one unit. Only ``oscar_loyalty.ledger`` changes it.
+
+    Card and debt accounts cache their balance on the row; system accounts keep ``balance``
+    at zero and derive theirs from transfers, so they never become a row every transfer locks.
+    """
+
+    POINTS, DEBT, SYSTEM = "points", "debt", "system"
+    KINDS = [
+        (POINTS, _("card points")),
+        (DEBT, _("card debt")),
+        (SYSTEM, _("system")),
+    ]
+
+    unit = models.CharField(_("unit"), max_length=16, default="points")
+    kind = models.CharField(_("kind"), max_length=16, choices=KINDS)
+    program = models.ForeignKey(
+        "oscar_loyalty.Program",
+        on_delete=models.PROTECT,
+        related_name="accounts",
+        verbose_name=_("programme"),
+    )
+    code = models.CharField(
+        _("system code"), max_length=32, blank=True, help_text=_("Only for system accounts.")
+    )
+    balance = models.DecimalField(_("balance"), default=ZERO, editable=False, **AMOUNT)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="points") | Q(balance__gte=0),
+                name="loyalty_points_never_negative",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="debt") | Q(balance__lte=0),
+                name="loyalty_debt_never_positive",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="system") | Q(balance=0),
+                name="loyalty_system_balance_derived",
+            ),
+            models.UniqueConstraint(
+                fields=["program", "unit", "code"],
+                condition=Q(kind="system"),
+                name="loyalty_one_system_account",
+            ),
+        ]
+
+    def __str__(self):
+        if self.kind == self.SYSTEM:
+            return f"{self.program.code}:{self.code}"
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+class AbstractTransfer(models.Model):
+    """An immutable movement of ``amount`` from ``debit`` to ``credit``.
+
+    Never updated or deleted: a mistake is corrected by a new transfer that ``reverses`` it.
+    """
+
+    EARN = "earn"
+    SPEND = "spend"
+    ADJUST = "adjust"
+    REVERSE = "reverse"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    RELEASE = "release"
+    REFUND = "refund"
+    DEBT = "debt"
+    REPAY = "repay"
+    EXPIRE = "expire"
+    IMPORT = "import"
+    BULK = "bulk"
+    KINDS = [
+        (EARN, _("Earned on an order")),
+        (SPEND, _("Spent")),
+        (ADJUST, _("Manual adjustment")),
+        (REVERSE, _("Reversal")),
+        (HOLD, _("Reserved for checkout")),
+        (CAPTURE, _("Paid for an order")),
+        (RELEASE, _("Reservation released")),
+        (REFUND, _("Returned from an order")),
+        (DEBT, _("Debt recorded")),
+        (REPAY, _("Debt repaid")),
+        (EXPIRE, _("Expired")),
+        (IMPORT, _("Imported")),
+        (BULK, _("Mass accrual or debit")),
+    ]
+
+    key = models.CharField(_("idempotency key"), max_length=200, unique=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=KINDS, db_index=True)
+    debit = models.ForeignKey(
+        "oscar_loyalty.Account",
+        on_delete=models.PROTECT,
+        related_name="debits",
+        verbose_name=_("from account"),
+    )
+    credit = models.ForeignKey(
+        "oscar_loyalty.Account",
+        on_delete=models.PROTECT,
+        related_name="credits",
+        verbose_name=_("to account"),
+    )
+    amount = models.DecimalField(_("amount"), **AMOUNT)
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="transfers",
+        verbose_name=_("card"),
+    )
+    order_number = models.CharField(_("order number"), max_length=128, blank=True, db_index=True)
+    reverses = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversals",
+        verbose_name=_("reverses"),
+    )
+    description = models.CharField(
+        _("description"), max_length=255, blank=True, help_text=_("The customer sees it.")
+    )
+    note = models.TextField(_("internal note"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created = models.DateTimeField(_("date"), default=timezone.now, db_index=True)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+        verbose_name = _("transfer")
+        verbose_name_plural = _("transfers")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="loyalty_transfer_positive"),
+            models.CheckConstraint(
+                condition=~Q(debit=models.F("credit")), name="loyalty_transfer_two_accounts"
+            ),
+        ]
+        indexes = [models.Index(fields=["card", "-created"], name="loyalty_transfer_card")]
+
+    def __str__(self):
+        return f"{self.key}: {self.amount}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Transfers are immutable; post a reversal instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Transfers are immutable; post a reversal instead.")
+
+    def signed_amount(self, account):
+        """The amount as ``account`` sees it: positive in, negative out."""
+        return self.amount if self.credit_id == account.pk else -self.amount
+
+
+class AbstractAccrual(models.Model):
+    """Points an order will earn: pending until the order is complete and the delay passed."""
+
+    PENDING, POSTED, VOIDED = "pending", "posted", "voided"
+    STATUSES = [
+        (PENDING, _("pending")),
+        (POSTED, _("posted")),
+        (VOIDED, _("voided")),
+    ]
+
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.PROTECT,
+        related_name="accruals",
+        verbose_name=_("card"),
+    )
+    order_number = models.CharField(_("order number"), max_length=128, db_index=True)
+    base = models.DecimalField(_("money that earns"), **AMOUNT)
+    percent = models.DecimalField(_("earn, %"), max_digits=5, decimal_places=2)
+    points = models.DecimalField(_("points"), **AMOUNT)
+    reversed_points = models.DecimalField(_("points taken back"), default=ZERO, **AMOUNT)
+    reversal_keys = models.JSONField(
+        _("reversals applied"), default=list, blank=True, editable=False
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=STATUSES, default=PENDING, db_index=True
+    )
+    available_at = models.DateTimeField(
+        _("available from"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("Set when the order is complete; empty while the order is in progress."),
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now)
+    posted = models.DateTimeField(_("posted"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created"]
+        verbose_name = _("accrual")
+        verbose_name_plural = _("accruals")
+        constraints = [
+            models.UniqueConstraint(fields=["card", "order_number"], name="loyalty_one_accrual"),
+        ]
+
+    def __str__(self):
+        return f"{self.order_number}: {self.points}"
+
+    @property
+    def remaining(self):
+        return self.points - self.reversed_points
+
+
+class AbstractHold(models.Model):
+    """Points reserved for an order being paid: captured into the order or released."""
+
+    HELD, CAPTURED, RELEASED = "held", "captured", "released"
+    STATUSES = [
+        (HELD, _("held")),
+        (CAPTURED, _("captured")),
+        (RELEASED, _("released")),
+    ]
+
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.PROTECT,
+        related_name="holds",
+        verbose_name=_("card"),
+    )
+    order_number = models.CharField(_("order number"), max_length=128, unique=True)
+    points = models.DecimalField(_("points"), **AMOUNT)
+    money = models.DecimalField(_("money paid"), **AMOUNT)
+    refunded_points = models.DecimalField(_("points returned"), default=ZERO, **AMOUNT)
+    status = models.CharField(
+        _("status"), max_length=16, choices=STATUSES, default=HELD, db_index=True
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    closed = models.DateTimeField(_("captured or released"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created"]
+        verbose_name = _("hold")
+        verbose_name_plural = _("holds")
+
+    def __str__(self):
+        return f"{self.order_number}: {self.points}"
+
+
+class AbstractGradeChange(models.Model):
+    """Who moved a card to which grade, when and why."""
+
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.CASCADE,
+        related_name="grade_changes",
+        verbose_name=_("card"),
+    )
+    old_grade = models.ForeignKey(
+        "oscar_loyalty.Grade",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("from grade"),
+    )
+    new_grade = models.ForeignKey(
+        "oscar_loyalty.Grade",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("to grade"),
+    )
+    participates = models.BooleanField(_("participates"), default=True)
+    automatic = models.BooleanField(_("automatic"), default=False)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created = models.DateTimeField(_("date"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+        verbose_name = _("grade change")
+        verbose_name_plural = _("grade changes")
+
+
+class AbstractStatusChange(models.Model):
+    """Who blocked, unblocked or closed a card, when and why."""
+
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.CASCADE,
+        related_name="status_changes",
+        verbose_name=_("card"),
+    )
+    old_status = models.CharField(_("from status"), max_length=16)
+    new_status = models.CharField(_("to status"), max_length=16)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created = models.DateTimeField(_("date"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+        verbose_name = _("status change")
+        verbose_name_plural = _("status changes")
+
+
+class AbstractCategory(models.Model):
+    """A coloured label on customers ("Regular", "Loyal", "VIP")."""
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    colour = models.CharField(
+        _("colour"), max_length=7, default="#0d6efd", validators=[colour_validator]
+    )
+    customers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="loyalty_categories",
+        verbose_name=_("customers"),
+    )
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["name"]
+        verbose_name = _("customer category")
+        verbose_name_plural = _("customer categories")
+
+    def __str__(self):
+        return self.name
+
+
+class AbstractJob(models.Model):
+    """A long bulk operation run by Celery in chunks, with its progress and errors."""
+
+    MASS_ACCRUAL, MASS_DEBIT, IMPORT, EXPORT, REPORT = (
+        "mass_accrual",
+        "mass_debit",
+        "import",
+        "export",
+        "report",
+    )
+    KINDS = [
+        (MASS_ACCRUAL, _("Mass accrual")),
+        (MASS_DEBIT, _("Mass debit")),
+        (IMPORT, _("Import from Excel")),
+        (EXPORT, _("Card export")),
+        (REPORT, _("Points report export")),
+    ]
+    NEW, RUNNING, DONE, FAILED, UNDONE = "new", "running", "done", "failed", "undone"
+    STATUSES = [
+        (NEW, _("waiting")),
+        (RUNNING, _("running")),
+        (DONE, _("finished")),
+        (FAILED, _("failed")),
+        (UNDONE, _("undone")),
+    ]
+
+    kind = models.CharField(_("kind"), max_length=32, choices=KINDS)
+    status = models.CharField(_("status"), max_length=16, choices=STATUSES, default=NEW)
+    program = models.ForeignKey(
+        "oscar_loyalty.Program",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="jobs",
+        verbose_name=_("programme"),
+    )
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    total = models.PositiveIntegerField(_("items"), default=0)
+    done = models.PositiveIntegerField(_("processed"), default=0)
+    succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    result_file = models.FileField(_("result file"), upload_to="oscar_loyalty/jobs/", blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("started by"),
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now)
+    finished = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+
+    def __str__(self):
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def percent(self):
+        return int(self.done * 100 / self.total) if self.total else (100 if self.finished else 0)
+
+
+class AbstractJobChunk(models.Model):
+    """One slice of a job, its items frozen when the job starts.
+
+    ``done`` makes a redelivered chunk a no-op and lets a stopped job resume where it was.
+    """
+
+    job = models.ForeignKey(
+        "oscar_loyalty.Job", on_delete=models.CASCADE, related_name="chunks", verbose_name=_("job")
+    )
+    index = models.PositiveIntegerField(_("number"))
+    items = models.JSONField(_("items"), default=list)
+    done = models.BooleanField(_("done"), default=False, db_index=True)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="loyalty_job_chunk"),
+        ]

@@ -1,0 +1,200 @@
+"""Issuing cards, their numbers, phones and status."""
+
+import secrets
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from oscar.core.loading import get_model
+
+from oscar_loyalty import conf, ledger, phones
+from oscar_loyalty.exceptions import CardExists, CardNumberInvalid, LoyaltyError
+
+Card = get_model("oscar_loyalty", "Card")
+Program = get_model("oscar_loyalty", "Program")
+StatusChange = get_model("oscar_loyalty", "StatusChange")
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+def check_digit(body):
+    """The Luhn digit that makes ``body + digit`` pass ``is_valid_number``."""
+    total = 0
+    for position, char in enumerate(reversed(body)):
+        digit = int(char)
+        if position % 2 == 0:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return str((10 - total % 10) % 10)
+
+
+def is_valid_number(number):
+    return number.isdigit() and check_digit(number[:-1]) == number[-1]
+
+
+def clean_number(raw):
+    """Return a card number without spaces or dashes, or raise ``CardNumberInvalid``."""
+    number = "".join(str(raw).split()).replace("-", "")
+    if not number.isdigit():
+        raise CardNumberInvalid(
+            _("The card number “%(number)s” must contain digits only.") % {"number": raw}
+        )
+    if not 6 <= len(number) <= 32:
+        raise CardNumberInvalid(
+            _("The card number “%(number)s” must have from 6 to 32 digits.") % {"number": raw}
+        )
+    if conf.card_number_check_digit and not is_valid_number(number):
+        raise CardNumberInvalid(
+            _("The card number “%(number)s” is mistyped: its check digit does not match.")
+            % {"number": raw}
+        )
+    return number
+
+
+def generate_number(program):
+    """A random number of the programme's length whose last digit is a Luhn check digit."""
+    length = program.card_number_length
+    body = str(secrets.randbelow(9) + 1) + "".join(
+        str(secrets.randbelow(10)) for _ in range(length - 2)
+    )
+    return body + check_digit(body)
+
+
+# --- issuing -------------------------------------------------------------------------------
+
+
+def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
+    """Issue a card of ``program`` to a customer, or to a phone of a future customer.
+
+    A blank ``number`` is generated; the grade defaults to the programme's lowest. A phone
+    card of the same programme is attached to the customer instead of issuing a second one.
+    """
+    phone = phones.normalise(phone) if phone else ""
+    number = clean_number(number) if number else ""
+    if user is None and not phone:
+        raise LoyaltyError(_("A card needs a customer or a phone."))
+    if user is not None and Card.objects.filter(program=program, user=user).exists():
+        raise CardExists(
+            _("%(customer)s already has a card of “%(program)s”.")
+            % {"customer": user.get_full_name() or user.email, "program": program}
+        )
+    if phone:
+        existing = Card.objects.filter(program=program, phone=phone).first()
+        if existing is not None:
+            if user is not None and existing.user_id is None and not number:
+                return attach(existing, user)
+            raise CardExists(
+                _("The phone %(phone)s already has the card %(number)s of “%(program)s”.")
+                % {"phone": phones.display(phone), "number": existing.number, "program": program}
+            )
+    if number and Card.objects.filter(program=program, number=number).exists():
+        raise CardExists(
+            _("The card number %(number)s is already taken in “%(program)s”.")
+            % {"number": number, "program": program}
+        )
+    grade = grade or program.lowest_grade()
+    for _attempt in range(10):
+        try:
+            with transaction.atomic():
+                account, debt_account = ledger.open_card_accounts(program)
+                return Card.objects.create(
+                    program=program,
+                    number=number or generate_number(program),
+                    user=user,
+                    phone=phone,
+                    grade=grade,
+                    account=account,
+                    debt_account=debt_account,
+                    created_by=by,
+                )
+        except IntegrityError:
+            if number:  # a concurrent issue took this customer, phone or number
+                raise CardExists(
+                    _("A card with these details was just issued in “%(program)s”.")
+                    % {"program": program}
+                ) from None
+    raise LoyaltyError(_("Could not generate a free card number; make numbers longer."))
+
+
+def attach(card, user):
+    """Bind a phone card to the customer who turned out to own the phone."""
+    if card.user_id is None:
+        updated = Card.objects.filter(pk=card.pk, user__isnull=True).update(user=user)
+        if updated:
+            card.user = user
+    return card
+
+
+def attach_phone_cards(user, raw_phone):
+    """Attach every unclaimed card of ``raw_phone`` to ``user`` (one per programme)."""
+    phone = phones.normalise_or_none(raw_phone)
+    if not phone or user is None or not user.pk:
+        return []
+    attached = []
+    owned = set(Card.objects.filter(user=user).values_list("program_id", flat=True))
+    for card in Card.objects.filter(phone=phone, user__isnull=True).exclude(program_id__in=owned):
+        try:
+            with transaction.atomic():
+                attached.append(attach(card, user))
+        except IntegrityError:  # the customer got a card of this programme meanwhile
+            continue
+    return attached
+
+
+def issue_on_registration(user):
+    """Give a new customer a card of each programme that issues on registration."""
+    issued = []
+    for program in Program.objects.filter(is_active=True, issue_on_registration=True):
+        if not Card.objects.filter(program=program, user=user).exists():
+            try:
+                issued.append(issue_card(program, user=user))
+            except CardExists:
+                continue
+    return issued
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+def _change_status(card, new_status, allowed_from, reason, by):
+    with transaction.atomic():
+        card = Card.objects.select_for_update().get(pk=card.pk)
+        if card.status not in allowed_from:
+            raise LoyaltyError(
+                _("The card %(number)s is %(status)s; this cannot be done now.")
+                % {"number": card.number, "status": card.get_status_display().lower()}
+            )
+        StatusChange.objects.create(
+            card=card,
+            old_status=card.status,
+            new_status=new_status,
+            reason=reason,
+            created_by=by,
+        )
+        card.status, card.status_reason = new_status, reason
+        card.save(update_fields=["status", "status_reason"])
+    return card
+
+
+def block(card, reason="", by=None):
+    return _change_status(card, Card.BLOCKED, {Card.ACTIVE}, reason, by)
+
+
+def unblock(card, reason="", by=None):
+    return _change_status(card, Card.ACTIVE, {Card.BLOCKED}, reason, by)
+
+
+def close(card, reason="", by=None):
+    """Close for good: the card and its history stay, it never earns or spends again."""
+    return _change_status(card, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by)
+
+
+def cards_of(user):
+    """A customer's cards with what their pages show, one query."""
+    return (
+        Card.objects.filter(user=user)
+        .select_related("program", "grade", "account", "debt_account")
+        .order_by("program__name")
+    )

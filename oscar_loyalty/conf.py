@@ -1,0 +1,40 @@
+"""Package settings, each read from ``OSCAR_LOYALTY_<NAME>`` with the default below.
+
+Read through this module (``conf.phone_region``) so that ``override_settings`` works in tests.
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Region used to read phones written without a country code ("8 912 ..." in Russia).
+    "PHONE_REGION": "RU",
+    # Field of the user model that holds the customer's phone, if the shop has one; phone
+    # cards are attached to the customer when it is saved.
+    "USER_PHONE_FIELD": "phone",
+    # Length of generated card numbers, check digit included (a programme may override it).
+    "CARD_NUMBER_LENGTH": 13,
+    # Whether card numbers end with a Luhn check digit (mistyped numbers are then refused).
+    "CARD_NUMBER_CHECK_DIGIT": True,
+    # Order statuses on which pending points are posted / voided and spent points returned.
+    "COMPLETE_STATUSES": None,  # None: Oscar's last pipeline status that is not cancelled
+    "CANCELLED_STATUSES": ("Cancelled",),
+    # Line statuses that mean the line was cancelled or refunded (points reversed in proportion).
+    "REFUNDED_LINE_STATUSES": ("Cancelled", "Refunded"),
+    # Checkout holds older than this many minutes with no order are released.
+    "HOLD_TIMEOUT_MINUTES": 120,
+    # Excel import limits.
+    "IMPORT_MAX_FILE_BYTES": 20 * 1024 * 1024,
+    "IMPORT_MAX_UNCOMPRESSED_BYTES": 200 * 1024 * 1024,
+    "IMPORT_MAX_ROWS": 200_000,
+    # Rows of a bulk job handled by one Celery task.
+    "JOB_CHUNK_SIZE": 1000,
+    # A running job whose chunks have not all finished after this many minutes is resumed.
+    "JOB_STALL_MINUTES": 10,
+}
+
+
+def __getattr__(name):
+    key = name.upper()
+    if key not in DEFAULTS:
+        raise AttributeError(name)
+    return getattr(settings, f"OSCAR_LOYALTY_{key}", DEFAULTS[key])

@@ -1,0 +1,247 @@
+"""Points earned on orders: pending accruals, posting them, voiding and reversing them.
+
+Rounding: points = money that earns × grade percent / 100 / value of one point, rounded
+DOWN to a multiple of the programme's earning step. The money that earns is the order's
+lines after discounts, less excluded products and categories, plus shipping only if the
+programme says so, less whatever was paid with points (that part never earns).
+Reversals in proportion are rounded down too; the last reversal takes exactly what is left.
+"""
+
+import logging
+from datetime import timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from oscar.core.loading import get_model
+
+from oscar_loyalty import cards, grades, ledger
+from oscar_loyalty.exceptions import CardUnavailable
+
+Accrual = get_model("oscar_loyalty", "Accrual")
+Card = get_model("oscar_loyalty", "Card")
+Hold = get_model("oscar_loyalty", "Hold")
+
+ZERO = Decimal("0.00")
+logger = logging.getLogger(__name__)
+
+
+def round_points(value, program):
+    """Round ``value`` down to the programme's earning step."""
+    step = program.earn_step
+    return ((value / step).to_integral_value(rounding=ROUND_DOWN) * step).quantize(Decimal("0.01"))
+
+
+def points_for(money, card):
+    """Points ``money`` earns on ``card`` at its grade."""
+    if card.grade is None or not card.participates or money <= 0:
+        return ZERO
+    return round_points(
+        money * card.grade.earn_percent / Decimal(100) / card.program.point_value, card.program
+    )
+
+
+def _excluded(program):
+    return (
+        set(program.excluded_products.values_list("pk", flat=True)),
+        set(program.excluded_categories.values_list("pk", flat=True)),
+    )
+
+
+def line_earns(product, program, excluded=None):
+    """Whether a product earns points in ``program`` (not excluded itself or by category)."""
+    if product is None:
+        return True
+    products, categories = excluded or _excluded(program)
+    if product.pk in products or (product.parent_id and product.parent_id in products):
+        return False
+    if categories:
+        owner = product.parent if product.parent_id else product
+        if set(owner.get_categories().values_list("pk", flat=True)) & categories:
+            return False
+    return True
+
+
+def earning_base(order, program):
+    """Money of ``order`` that earns points in ``program``."""
+    excluded = _excluded(program)
+    base = sum(
+        (
+            line.line_price_incl_tax
+            for line in order.lines.select_related("product")
+            if line_earns(line.product, program, excluded)
+        ),
+        ZERO,
+    )
+    if program.shipping_earns:
+        base += order.shipping_incl_tax
+    paid_with_points = (
+        Hold.objects.filter(order_number=order.number, card__program=program)
+        .exclude(status=Hold.RELEASED)
+        .aggregate(s=Sum("money"))["s"]
+        or ZERO
+    )
+    return max(base - paid_with_points, ZERO)
+
+
+def cards_for_order(order):
+    """The cards an order earns on: the customer's, or a phone card of the address's phone."""
+    if order.user_id:
+        found = list(cards.cards_of(order.user))
+        if found:
+            return found
+    phone = (
+        getattr(order.shipping_address, "phone_number", None) if order.shipping_address_id else None
+    )
+    if phone:
+        from oscar_loyalty import phones
+
+        canonical = phones.normalise_or_none(str(phone))
+        if canonical:
+            return list(
+                Card.objects.filter(phone=canonical).select_related("program", "grade", "account")
+            )
+    return []
+
+
+def create_accruals(order):
+    """Record the points ``order`` will earn, pending until it is complete. Idempotent."""
+    created = []
+    for card in cards_for_order(order):
+        if not card.program.is_active or card.refusal():
+            logger.info("Order %s earns nothing on card %s: %s", order.number, card, card.refusal())
+            continue
+        base = earning_base(order, card.program)
+        points = points_for(base, card)
+        if points <= 0:
+            continue
+        accrual, _ = Accrual.objects.get_or_create(
+            card=card,
+            order_number=order.number,
+            defaults={"base": base, "percent": card.grade.earn_percent, "points": points},
+        )
+        created.append(accrual)
+    return created
+
+
+def _key(accrual, what):
+    return f"order:{accrual.order_number}:{what}:{accrual.card.program.code}"
+
+
+def schedule(order):
+    """The order is complete: its points become available after the programme's delay."""
+    now = timezone.now()
+    due = []
+    for accrual in Accrual.objects.filter(
+        order_number=order.number, status=Accrual.PENDING, available_at__isnull=True
+    ).select_related("card__program"):
+        accrual.available_at = now + timedelta(hours=accrual.card.program.accrual_delay_hours)
+        accrual.save(update_fields=["available_at"])
+        if accrual.available_at <= now:
+            due.append(accrual.pk)
+    return due
+
+
+def post(accrual_id):
+    """Credit a due accrual to its card. Safe to call again; a blocked card waits."""
+    with transaction.atomic():
+        accrual = (
+            Accrual.objects.select_for_update()
+            .select_related("card__program", "card__account", "card__debt_account")
+            .get(pk=accrual_id)
+        )
+        if accrual.status != Accrual.PENDING or accrual.available_at is None:
+            return accrual
+        if accrual.available_at > timezone.now():
+            return accrual
+        amount = accrual.remaining
+        if amount > 0:
+            try:
+                ledger.credit_card(
+                    accrual.card,
+                    amount,
+                    _key(accrual, "earn"),
+                    order_number=accrual.order_number,
+                    description=_("Points for order %(number)s") % {"number": accrual.order_number},
+                )
+            except CardUnavailable as exc:
+                logger.info("Accrual %s waits: %s", accrual.pk, exc)
+                return accrual
+        accrual.status, accrual.posted = Accrual.POSTED, timezone.now()
+        accrual.save(update_fields=["status", "posted"])
+    grades.recalculate(accrual.card)
+    return accrual
+
+
+def due_accruals():
+    """Accruals ready to post; those of blocked or closed cards wait and are not listed."""
+    return Accrual.objects.filter(
+        status=Accrual.PENDING,
+        available_at__lte=timezone.now(),
+        card__status=Card.ACTIVE,
+    ).values_list("pk", flat=True)
+
+
+def take_back(accrual, points, key_suffix, reason):
+    """Take ``points`` of an accrual back: less to post if pending, a reversal if posted."""
+    with transaction.atomic():
+        accrual = (
+            Accrual.objects.select_for_update()
+            .select_related("card__program", "card__account", "card__debt_account")
+            .get(pk=accrual.pk)
+        )
+        points = min(points, accrual.remaining)
+        if points <= 0 or accrual.status == Accrual.VOIDED or key_suffix in accrual.reversal_keys:
+            return ZERO
+        if accrual.status == Accrual.POSTED:
+            ledger.take_back(
+                accrual.card,
+                points,
+                _key(accrual, key_suffix),
+                order_number=accrual.order_number,
+                description=reason,
+            )
+        accrual.reversed_points += points
+        accrual.reversal_keys.append(key_suffix)
+        if accrual.status == Accrual.PENDING and accrual.remaining <= 0:
+            accrual.status = Accrual.VOIDED
+        accrual.save(update_fields=["reversed_points", "reversal_keys", "status"])
+    return points
+
+
+def cancel(order):
+    """The whole order was cancelled: void or reverse everything it earned."""
+    reason = _("Order %(number)s cancelled") % {"number": order.number}
+    for accrual in Accrual.objects.filter(order_number=order.number):
+        take_back(accrual, accrual.remaining, "cancel", reason)
+        grades.recalculate(accrual.card)
+
+
+def reverse_lines(order, lines):
+    """Some lines were cancelled or refunded: take back their share of the points.
+
+    Each line is taken back once, under a key of its own, however often this is called.
+    """
+    reason = _("Refund on order %(number)s") % {"number": order.number}
+    for accrual in Accrual.objects.filter(order_number=order.number).select_related(
+        "card__program"
+    ):
+        excluded = _excluded(accrual.card.program)
+        for line in lines:
+            if not line_earns(line.product, accrual.card.program, excluded) or accrual.base <= 0:
+                continue
+            share = round_points(
+                accrual.points * min(line.line_price_incl_tax / accrual.base, Decimal(1)),
+                accrual.card.program,
+            )
+            if share > 0:
+                take_back(accrual, share, f"line:{line.pk}", reason)
+        grades.recalculate(accrual.card)
+
+
+def pending_points(card):
+    """Points on the way, with the date the soonest become available (``None``: not yet)."""
+    rows = card.accruals.filter(status=Accrual.PENDING)
+    return [(a, a.remaining, a.available_at) for a in rows.order_by("created") if a.remaining > 0]

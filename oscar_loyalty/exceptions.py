@@ -1,0 +1,48 @@
+"""Typed errors of the loyalty services; each message is fit to show the user who caused it."""
+
+from django.utils.translation import gettext as _
+
+
+class LoyaltyError(Exception):
+    """Base of every error the loyalty services raise on purpose."""
+
+
+class InvalidAmount(LoyaltyError):
+    pass
+
+
+class InsufficientPoints(LoyaltyError):
+    def __init__(self, available, wanted):
+        self.available, self.wanted = available, wanted
+        super().__init__(
+            _("Not enough points: %(available)s available, %(wanted)s needed.")
+            % {"available": available, "wanted": wanted}
+        )
+
+
+class CardUnavailable(LoyaltyError):
+    """The card is blocked, closed or not participating."""
+
+
+class KeyConflict(LoyaltyError):
+    def __init__(self, key):
+        self.key = key
+        super().__init__(
+            _("The operation %(key)s was already recorded with other details.") % {"key": key}
+        )
+
+
+class CardNumberInvalid(LoyaltyError):
+    pass
+
+
+class CardExists(LoyaltyError):
+    pass
+
+
+class PhoneInvalid(LoyaltyError):
+    pass
+
+
+class GradeError(LoyaltyError):
+    pass

@@ -1,0 +1,158 @@
+"""Grades: lifetime spend, automatic upgrades, manual grades and their history."""
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils.translation import gettext as _
+from oscar.core.loading import get_model
+
+from oscar_loyalty import conf
+from oscar_loyalty.exceptions import GradeError
+
+Card = get_model("oscar_loyalty", "Card")
+Grade = get_model("oscar_loyalty", "Grade")
+GradeChange = get_model("oscar_loyalty", "GradeChange")
+Order = get_model("order", "Order")
+Line = get_model("order", "Line")
+
+ZERO = Decimal("0.00")
+
+
+def complete_statuses():
+    """Order statuses that count as complete (setting, else Oscar's last non-cancelled one)."""
+    if conf.complete_statuses:
+        return tuple(conf.complete_statuses)
+    from django.conf import settings
+
+    pipeline = getattr(settings, "OSCAR_ORDER_STATUS_PIPELINE", {}) or {}
+    finals = [s for s, nexts in pipeline.items() if not nexts and s not in conf.cancelled_statuses]
+    return tuple(finals) or ("Complete",)
+
+
+def counted_spend(card):
+    """Money the customer paid in completed orders since the programme's history start,
+    net of cancelled and refunded lines (the spend the shop's records can prove)."""
+    if card.user_id is None:
+        return ZERO
+    orders = Order.objects.filter(user_id=card.user_id, status__in=complete_statuses())
+    if card.program.history_start:
+        orders = orders.filter(date_placed__date__gte=card.program.history_start)
+    total = orders.aggregate(s=Sum("total_incl_tax"))["s"] or ZERO
+    refunded = (
+        Line.objects.filter(order__in=orders, status__in=conf.refunded_line_statuses).aggregate(
+            s=Sum("line_price_incl_tax")
+        )["s"]
+        or ZERO
+    )
+    return total - refunded
+
+
+def grade_for_spend(program, spend):
+    """The highest grade whose threshold ``spend`` reaches."""
+    return (
+        Grade.objects.filter(program=program, spend_from__lte=spend).order_by("-spend_from").first()
+    )
+
+
+def next_grade(card):
+    """The next grade up and the spend still needed for it, or ``(None, None)``."""
+    if card.grade is None:
+        return None, None
+    grade = (
+        Grade.objects.filter(program_id=card.program_id, spend_from__gt=card.grade.spend_from)
+        .order_by("spend_from")
+        .first()
+    )
+    if grade is None:
+        return None, None
+    return grade, max(grade.spend_from - card.lifetime_spend, ZERO)
+
+
+def recalculate(card):
+    """Refresh the card's lifetime spend and raise its grade if it reached a higher one.
+
+    Grades never go down automatically, and a grade a manager set is left as it is.
+    """
+    with transaction.atomic():
+        card = Card.objects.select_for_update().select_related("grade", "program").get(pk=card.pk)
+        card.lifetime_spend = counted_spend(card) + card.spend_adjustment
+        card.save(update_fields=["lifetime_spend"])
+        if card.grade_is_manual or not card.participates:
+            return card
+        target = grade_for_spend(card.program, card.lifetime_spend)
+        if target and (card.grade is None or target.spend_from > card.grade.spend_from):
+            GradeChange.objects.create(
+                card=card,
+                old_grade=card.grade,
+                new_grade=target,
+                automatic=True,
+                reason=_("Spend reached %(spend)s") % {"spend": card.lifetime_spend},
+            )
+            card.grade = target
+            card.save(update_fields=["grade"])
+    return card
+
+
+def set_grade(card, grade, *, by, reason, participates=True, spend_adjustment=None):
+    """A manager's grade for ``card``; it stays until a manager changes it.
+
+    ``participates=False`` means "not participating": the card earns nothing and cannot spend.
+    ``spend_adjustment`` records spend made before the shop's records (the source documents'
+    "already accumulated"); it cannot bring the total below what the records prove, and a
+    grade above what the total reaches is refused, as the source documents do.
+    """
+    if grade is not None and grade.program_id != card.program_id:
+        raise GradeError(_("The grade belongs to another programme."))
+    with transaction.atomic():
+        card = Card.objects.select_for_update().select_related("grade").get(pk=card.pk)
+        counted = counted_spend(card)
+        if spend_adjustment is not None:
+            if spend_adjustment < counted:
+                raise GradeError(
+                    _("The accumulated sum cannot be less than the actual one (%(actual)s).")
+                    % {"actual": counted}
+                )
+            card.spend_adjustment = spend_adjustment - counted
+        total = counted + card.spend_adjustment
+        if spend_adjustment is not None and grade is not None and grade.spend_from > total:
+            raise GradeError(
+                _("The accumulated sum cannot be outside the limits of the chosen grade.")
+            )
+        GradeChange.objects.create(
+            card=card,
+            old_grade=card.grade,
+            new_grade=grade,
+            participates=participates,
+            automatic=False,
+            reason=reason,
+            created_by=by,
+        )
+        card.grade = grade if grade is not None else card.grade
+        card.participates = participates
+        card.grade_is_manual = True
+        card.lifetime_spend = total
+        card.save(
+            update_fields=[
+                "grade",
+                "participates",
+                "grade_is_manual",
+                "spend_adjustment",
+                "lifetime_spend",
+            ]
+        )
+    return card
+
+
+def release_manual_grade(card, *, by, reason):
+    """Let the card's grade follow its spend again (upgrades only)."""
+    Card.objects.filter(pk=card.pk).update(grade_is_manual=False, participates=True)
+    GradeChange.objects.create(
+        card=card,
+        old_grade=card.grade,
+        new_grade=card.grade,
+        automatic=False,
+        reason=reason,
+        created_by=by,
+    )
+    return recalculate(card)

@@ -1,0 +1,51 @@
+"""Celery tasks: thin, idempotent wrappers over the services, safe to redeliver."""
+
+from celery import shared_task
+from oscar.core.loading import get_model
+
+from oscar_loyalty import earning, grades, jobs
+
+Card = get_model("oscar_loyalty", "Card")
+
+POST_BATCH = 500
+
+
+@shared_task(acks_late=True)
+def post_accrual(accrual_id):
+    earning.post(accrual_id)
+
+
+@shared_task
+def post_due_accruals():
+    """Periodic: post every accrual whose delay has passed (a batch per run, then again)."""
+    due = list(earning.due_accruals()[: POST_BATCH + 1])
+    for accrual_id in due[:POST_BATCH]:
+        earning.post(accrual_id)
+    if len(due) > POST_BATCH:
+        post_due_accruals.delay()
+    return min(len(due), POST_BATCH)
+
+
+@shared_task(acks_late=True)
+def recalculate_grade(card_id):
+    card = Card.objects.filter(pk=card_id).first()
+    if card is not None:
+        grades.recalculate(card)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_job_chunk(chunk_id):
+    jobs.run_chunk(chunk_id)
+
+
+def start_job(job):
+    """Queue every chunk of ``job`` that is not done yet (after the caller's commit)."""
+    for chunk_id in jobs.pending_chunks(job):
+        run_job_chunk.delay_on_commit(chunk_id)
+
+
+@shared_task
+def resume_stalled_jobs():
+    """Periodic: queue again the chunks of jobs whose worker died; done chunks are skipped."""
+    for job in jobs.stalled_jobs():
+        start_job(job)

@@ -1,0 +1,37 @@
+"""The customer's "Bonus card" page in Oscar's account area."""
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.paginator import Paginator
+from django.views.generic import TemplateView
+
+from oscar_loyalty import cards, earning, grades, ledger
+
+HISTORY_PAGE = 50
+
+
+class CardListView(LoginRequiredMixin, TemplateView):
+    template_name = "oscar_loyalty/account/cards.html"
+    page_title = "Bonus card"
+    active_tab = "loyalty"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        panels = []
+        for card in cards.cards_of(self.request.user):
+            nxt, needed = grades.next_grade(card)
+            pending = earning.pending_points(card)
+            history = Paginator(ledger.history(card), HISTORY_PAGE).get_page(
+                self.request.GET.get(f"page-{card.pk}")
+            )
+            panels.append(
+                {
+                    "card": card,
+                    "next_grade": nxt,
+                    "spend_needed": needed,
+                    "pending": pending,
+                    "pending_total": sum(p for _, p, _ in pending),
+                    "history": history,
+                }
+            )
+        context["panels"] = panels
+        return context

@@ -1,0 +1,111 @@
+"""Shared pytest setup: markers for tests that need a real service, and browser fixtures.
+
+Markers (a test without the service is skipped with the reason shown in the summary):
+    postgres  needs the PostgreSQL database (`make test-postgres`)
+    redis     needs a reachable Redis broker in CELERY_BROKER_URL
+    browser   needs Debian's Chromium at /usr/bin/chromium and the playwright package
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("LOYALTY_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+MARKERS = {
+    "postgres": "needs PostgreSQL (run make test-postgres)",
+    "redis": "needs a reachable Redis broker in CELERY_BROKER_URL",
+    "browser": "drives Debian's Chromium with Playwright",
+}
+
+
+def pytest_configure(config):
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def database_vendor():
+    from django.db import connection
+
+    return connection.vendor
+
+
+def redis_broker_url():
+    """CELERY_BROKER_URL when it names a Redis server that answers PING, else None."""
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    try:
+        import redis
+    except ImportError:
+        return None
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+def browser_available():
+    return CHROMIUM.exists() and importlib.util.find_spec("playwright") is not None
+
+
+def pytest_sessionstart(session):
+    # `make test-postgres` must not pass by skipping every PostgreSQL test.
+    if os.environ.get("LOYALTY_TEST_POSTGRES") == "1" and database_vendor() != "postgresql":
+        raise pytest.UsageError(
+            "LOYALTY_TEST_POSTGRES=1 but DATABASE_URL does not point at PostgreSQL"
+        )
+
+
+def pytest_collection_modifyitems(config, items):
+    checks = {
+        "postgres": (
+            lambda: database_vendor() == "postgresql",
+            "needs PostgreSQL: run make test-postgres",
+        ),
+        "redis": (
+            lambda: redis_broker_url() is not None,
+            "needs Redis: set CELERY_BROKER_URL=redis://... to a running server",
+        ),
+        "browser": (
+            browser_available,
+            f"needs {CHROMIUM} (apt-get install chromium) and playwright",
+        ),
+    }
+    available = {}
+    for item in items:
+        for name, (check, reason) in checks.items():
+            if item.get_closest_marker(name) is None:
+                continue
+            if name not in available:
+                available[name] = check()
+            if not available[name]:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Debian Chromium driven by Playwright (use with the `browser` marker)."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
+    # itself are still synchronous and safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()

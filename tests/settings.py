@@ -1,0 +1,36 @@
+"""Test settings: the sandbox shop, made fast and self-contained.
+
+Environment (see Makefile): DATABASE_URL picks the database (SQLite in memory by default),
+CELERY_BROKER_URL a broker for the `redis` tests. Tasks run eagerly unless
+LOYALTY_TEST_CELERY_WORKER=1, for a run against a real worker.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from sandbox.settings import *
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Uploaded files and thumbnails stay in memory; nothing is written under sandbox/media.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+MEDIA_ROOT = str(Path(tempfile.gettempdir()) / "oscar-loyalty-test-media")
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("LOYALTY_TEST_CELERY_WORKER") != "1"
+CELERY_TASK_EAGER_PROPAGATES = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"oscar.checkout": {"handlers": ["null"], "propagate": False}},
+}
