@@ -63,13 +63,10 @@ messages: $(STAMP)
 PO_FILES := $(wildcard oscar_loyalty/locale/*/LC_MESSAGES/*.po)
 compilemessages: $(PO_FILES:.po=.mo)
 
+MSGFMT ?= $(shell command -v msgfmt)
+
 %.mo: %.po | $(STAMP)
-	@if command -v msgfmt >/dev/null; then \
-		msgfmt --check-format -o $@ $<; \
-	else \
-		$(BIN)/pybabel compile -i $< -o $@; \
-	fi
-	@echo "compiled $@"
+	$(if $(MSGFMT),$(MSGFMT) --check-format -o $@ $<,$(BIN)/pybabel compile -i $< -o $@)
 
 clean:
-	rm -rf $(VENV) sandbox/db.sqlite3 .pytest_cache .ruff_cache
+	rm -rf $(VENV) sandbox/db.sqlite3 sandbox/whoosh_index .pytest_cache .ruff_cache

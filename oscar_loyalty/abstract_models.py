@@ -175,7 +175,7 @@ class AbstractCard(models.Model):
         related_name="cards",
         verbose_name=_("programme"),
     )
-    number = models.CharField(_("card number"), max_length=32)
+    number = models.CharField(_("card number"), max_length=32, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -212,7 +212,11 @@ class AbstractCard(models.Model):
         **AMOUNT,
     )
     lifetime_spend = models.DecimalField(
-        _("lifetime spend"), default=ZERO, editable=False, **AMOUNT
+        _("lifetime spend"), default=ZERO, editable=False, db_index=True, **AMOUNT
+    )
+    # Kept by ``grades.recalculate`` so that a million cards filter and sort on it.
+    last_order_at = models.DateTimeField(
+        _("last completed order"), null=True, blank=True, editable=False, db_index=True
     )
     status = models.CharField(
         _("status"), max_length=16, choices=STATUSES, default=ACTIVE, db_index=True
@@ -482,6 +486,12 @@ class AbstractAccrual(models.Model):
     reversal_keys = models.JSONField(
         _("reversals applied"), default=list, blank=True, editable=False
     )
+    description = models.CharField(
+        _("description"),
+        max_length=255,
+        blank=True,
+        help_text=_("The customer sees it. Empty for an order's points."),
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=STATUSES, default=PENDING, db_index=True
     )
@@ -626,6 +636,14 @@ class AbstractStatusChange(models.Model):
         verbose_name_plural = _("status changes")
 
 
+# The categories a new shop starts with (migration 0003): stored in English, shown translated.
+DEFAULT_CATEGORY_NAMES = {
+    "Regular": _("Regular"),
+    "Loyal": _("Loyal"),
+    "VIP": _("VIP"),
+}
+
+
 class AbstractCategory(models.Model):
     """A coloured label on customers ("Regular", "Loyal", "VIP")."""
 
@@ -648,7 +666,12 @@ class AbstractCategory(models.Model):
         verbose_name_plural = _("customer categories")
 
     def __str__(self):
-        return self.name
+        return str(self.label)
+
+    @property
+    def label(self):
+        """The name to show: a default category's name in the reader's language."""
+        return DEFAULT_CATEGORY_NAMES.get(self.name, self.name)
 
 
 class AbstractJob(models.Model):

@@ -17,12 +17,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, grades, ledger
+from oscar_loyalty import cards, conf, grades, ledger
 from oscar_loyalty.exceptions import CardUnavailable
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
 Hold = get_model("oscar_loyalty", "Hold")
+Transfer = get_model("oscar_loyalty", "Transfer")
 
 ZERO = Decimal("0.00")
 logger = logging.getLogger(__name__)
@@ -44,10 +45,11 @@ def points_for(money, card):
 
 
 def _excluded(program):
-    return (
-        set(program.excluded_products.values_list("pk", flat=True)),
-        set(program.excluded_categories.values_list("pk", flat=True)),
-    )
+    """Excluded product ids and category ids; excluding a category excludes its subcategories."""
+    categories = set()
+    for category in program.excluded_categories.all():
+        categories.update(category.get_descendants_and_self().values_list("pk", flat=True))
+    return set(program.excluded_products.values_list("pk", flat=True)), categories
 
 
 def line_earns(product, program, excluded=None):
@@ -130,6 +132,27 @@ def _key(accrual, what):
     return f"order:{accrual.order_number}:{what}:{accrual.card.program.code}"
 
 
+# A mass accrual with a future date (``oscar_loyalty.bulk``) leaves pending points as
+# accruals whose order_number is "job:<id>"; posting one writes the job's ledger key.
+JOB_PREFIX = "job:"
+
+
+def is_job_accrual(accrual):
+    return accrual.order_number.startswith(JOB_PREFIX)
+
+
+def _posting(accrual):
+    """Ledger key, transfer kind and details that post ``accrual``."""
+    if is_job_accrual(accrual):
+        key = f"{accrual.order_number}:card:{accrual.card_id}"
+        return key, Transfer.BULK, {"description": accrual.description}
+    description = accrual.description or _("Points for order %(number)s") % {
+        "number": accrual.order_number
+    }
+    details = {"order_number": accrual.order_number, "description": description}
+    return _key(accrual, "earn"), Transfer.EARN, details
+
+
 def schedule(order):
     """The order is complete: its points become available after the programme's delay."""
     now = timezone.now()
@@ -158,20 +181,16 @@ def post(accrual_id):
             return accrual
         amount = accrual.remaining
         if amount > 0:
+            key, kind, details = _posting(accrual)
             try:
-                ledger.credit_card(
-                    accrual.card,
-                    amount,
-                    _key(accrual, "earn"),
-                    order_number=accrual.order_number,
-                    description=_("Points for order %(number)s") % {"number": accrual.order_number},
-                )
+                ledger.credit_card(accrual.card, amount, key, kind=kind, **details)
             except CardUnavailable as exc:
                 logger.info("Accrual %s waits: %s", accrual.pk, exc)
                 return accrual
         accrual.status, accrual.posted = Accrual.POSTED, timezone.now()
         accrual.save(update_fields=["status", "posted"])
-    grades.recalculate(accrual.card)
+    if not is_job_accrual(accrual):  # a gift of points changes no spend
+        grades.recalculate(accrual.card)
     return accrual
 
 
@@ -223,19 +242,34 @@ def reverse_lines(order, lines):
     """Some lines were cancelled or refunded: take back their share of the points.
 
     Each line is taken back once, under a key of its own, however often this is called.
+    Shares are rounded down; once every earning line is gone, the last takes what is left.
     """
+    lines = list(lines)
     reason = _("Refund on order %(number)s") % {"number": order.number}
     for accrual in Accrual.objects.filter(order_number=order.number).select_related(
         "card__program"
     ):
-        excluded = _excluded(accrual.card.program)
+        program = accrual.card.program
+        excluded = _excluded(program)
+        earning_lines = [
+            line for line in order.lines.all() if line_earns(line.product, program, excluded)
+        ]
+        gone = {line.pk for line in lines} | {
+            line.pk for line in earning_lines if line.status in conf.refunded_line_statuses
+        }
+        earning_pks = {line.pk for line in earning_lines}
+        mine = [line for line in lines if line.pk in earning_pks]
+        last_line = mine[-1] if mine and earning_pks <= gone else None
         for line in lines:
-            if not line_earns(line.product, accrual.card.program, excluded) or accrual.base <= 0:
+            if not line_earns(line.product, program, excluded) or accrual.base <= 0:
                 continue
-            share = round_points(
-                accrual.points * min(line.line_price_incl_tax / accrual.base, Decimal(1)),
-                accrual.card.program,
-            )
+            if line is last_line:  # every earning line is gone: take exactly what is left
+                share = accrual.points
+            else:
+                share = round_points(
+                    accrual.points * min(line.line_price_incl_tax / accrual.base, Decimal(1)),
+                    program,
+                )
             if share > 0:
                 take_back(accrual, share, f"line:{line.pk}", reason)
         grades.recalculate(accrual.card)

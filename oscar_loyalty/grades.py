@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Max, Sum
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
@@ -48,6 +48,14 @@ def counted_spend(card):
     return total - refunded
 
 
+def last_order_date(card):
+    """When the customer placed their last completed order (the dashboard filters on it)."""
+    if card.user_id is None:
+        return None
+    orders = Order.objects.filter(user_id=card.user_id, status__in=complete_statuses())
+    return orders.aggregate(m=Max("date_placed"))["m"]
+
+
 def grade_for_spend(program, spend):
     """The highest grade whose threshold ``spend`` reaches."""
     return (
@@ -75,9 +83,14 @@ def recalculate(card):
     Grades never go down automatically, and a grade a manager set is left as it is.
     """
     with transaction.atomic():
-        card = Card.objects.select_for_update().select_related("grade", "program").get(pk=card.pk)
+        card = (
+            Card.objects.select_for_update(of=("self",))
+            .select_related("grade", "program")
+            .get(pk=card.pk)
+        )
         card.lifetime_spend = counted_spend(card) + card.spend_adjustment
-        card.save(update_fields=["lifetime_spend"])
+        card.last_order_at = last_order_date(card)
+        card.save(update_fields=["lifetime_spend", "last_order_at"])
         if card.grade_is_manual or not card.participates:
             return card
         target = grade_for_spend(card.program, card.lifetime_spend)
@@ -105,7 +118,7 @@ def set_grade(card, grade, *, by, reason, participates=True, spend_adjustment=No
     if grade is not None and grade.program_id != card.program_id:
         raise GradeError(_("The grade belongs to another programme."))
     with transaction.atomic():
-        card = Card.objects.select_for_update().select_related("grade").get(pk=card.pk)
+        card = Card.objects.select_for_update(of=("self",)).select_related("grade").get(pk=card.pk)
         counted = counted_spend(card)
         if spend_adjustment is not None:
             if spend_adjustment < counted:
@@ -156,3 +169,34 @@ def release_manual_grade(card, *, by, reason):
         created_by=by,
     )
     return recalculate(card)
+
+
+def delete_grade(grade, *, move_to=None, by=None):
+    """Delete ``grade``; its cards move to ``move_to`` first, each with a recorded change.
+
+    Returns how many cards moved. A grade with cards and nowhere to move them is refused.
+    """
+    with transaction.atomic():
+        card_ids = list(
+            Card.objects.select_for_update().filter(grade=grade).values_list("pk", flat=True)
+        )
+        if card_ids:
+            if move_to is None or move_to.program_id != grade.program_id or move_to == grade:
+                raise GradeError(
+                    _("Cards have the grade “%(name)s”; choose another grade for them first.")
+                    % {"name": grade.name}
+                )
+            reason = _("Grade “%(name)s” deleted") % {"name": grade.name}
+            GradeChange.objects.bulk_create(
+                GradeChange(
+                    card_id=pk,
+                    old_grade=grade,
+                    new_grade=move_to,
+                    reason=reason,
+                    created_by=by,
+                )
+                for pk in card_ids
+            )
+            Card.objects.filter(grade=grade).update(grade=move_to)
+        grade.delete()
+    return len(card_ids)

@@ -60,7 +60,8 @@ def run_chunk(chunk_id):
     """Process one chunk exactly once; a chunk already done (a redelivery) does nothing."""
     with transaction.atomic():
         chunk = (
-            JobChunk.objects.select_for_update(skip_locked=True)
+            # of=("self",): PostgreSQL cannot lock the nullable side of the programme's join.
+            JobChunk.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("job", "job__program")
             .filter(pk=chunk_id, done=False)
             .first()
@@ -68,8 +69,8 @@ def run_chunk(chunk_id):
         if chunk is None:  # done already, or another worker has it right now
             return False
         job = chunk.job
-        if job.status not in (Job.NEW, Job.RUNNING):
-            return False
+        if job.status not in (Job.NEW, Job.RUNNING) or job.params.get("draft"):
+            return False  # finished, or a draft nobody confirmed yet
         succeeded, failures = HANDLERS[job.kind](job, chunk.items)
         chunk.done = True
         chunk.save(update_fields=["done"])
@@ -107,10 +108,15 @@ def pending_chunks(job):
 
 
 def stalled_jobs(minutes=None):
-    """Jobs with chunks left that have not moved for a while (a worker died)."""
+    """Jobs with chunks left that have not moved for a while (a worker died).
+
+    Drafts (``params["draft"]``: an import waiting for the manager to confirm its preview)
+    are not started yet, so they are never resumed.
+    """
     since = timezone.now() - timedelta(minutes=minutes or conf.job_stall_minutes)
     return (
         Job.objects.filter(status__in=[Job.NEW, Job.RUNNING], created__lt=since)
         .filter(chunks__done=False)
+        .exclude(params__draft=True)
         .distinct()
     )

@@ -6,20 +6,25 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models.signals import post_save
 from oscar.apps.customer.signals import user_registered
 from oscar.apps.order.signals import order_line_status_changed, order_placed, order_status_changed
 
-from oscar_loyalty import cards, conf, earning, grades, tasks
+from oscar_loyalty import cards, conf, earning, grades, paying, tasks
 
 logger = logging.getLogger(__name__)
 
 
 def never_raise(receiver):
+    """Log instead of raising; the savepoint keeps a failed statement from aborting the
+    shop's surrounding transaction (PostgreSQL refuses every later query otherwise)."""
+
     @functools.wraps(receiver)
     def wrapper(*args, **kwargs):
         try:
-            receiver(*args, **kwargs)
+            with transaction.atomic():
+                receiver(*args, **kwargs)
         except Exception:
             logger.exception("Loyalty receiver %s failed", receiver.__name__)
 
@@ -52,6 +57,24 @@ def on_line_status_changed(sender, line, old_status, new_status, **kwargs):
 
 
 @never_raise
+def capture_points(sender, order, **kwargs):
+    """The order exists: points held for it at checkout are spent (idempotent)."""
+    paying.capture(order)
+
+
+@never_raise
+def return_points_on_cancel(sender, order, old_status, new_status, **kwargs):
+    if new_status in conf.cancelled_statuses:
+        paying.refund_order(order)
+
+
+@never_raise
+def return_points_on_line_refund(sender, line, old_status, new_status, **kwargs):
+    if new_status in conf.refunded_line_statuses:
+        paying.refund_lines(line.order, [line])
+
+
+@never_raise
 def on_user_registered(sender, request=None, user=None, **kwargs):
     phone = request.POST.get("phone") if request is not None else None
     phone = phone or getattr(user, conf.user_phone_field, None)
@@ -69,7 +92,12 @@ def on_user_saved(sender, instance, **kwargs):
 
 def connect():
     uid = "oscar_loyalty"
+    order_placed.connect(capture_points, dispatch_uid=f"{uid}.capture_points")
     order_placed.connect(on_order_placed, dispatch_uid=f"{uid}.order_placed")
+    order_status_changed.connect(return_points_on_cancel, dispatch_uid=f"{uid}.return_points")
+    order_line_status_changed.connect(
+        return_points_on_line_refund, dispatch_uid=f"{uid}.return_line_points"
+    )
     order_status_changed.connect(on_order_status_changed, dispatch_uid=f"{uid}.status")
     order_line_status_changed.connect(on_line_status_changed, dispatch_uid=f"{uid}.line_status")
     user_registered.connect(on_user_registered, dispatch_uid=f"{uid}.registered")

@@ -3,7 +3,7 @@
 from celery import shared_task
 from oscar.core.loading import get_model
 
-from oscar_loyalty import earning, grades, jobs
+from oscar_loyalty import earning, grades, jobs, paying
 
 Card = get_model("oscar_loyalty", "Card")
 
@@ -49,3 +49,10 @@ def resume_stalled_jobs():
     """Periodic: queue again the chunks of jobs whose worker died; done chunks are skipped."""
     for job in jobs.stalled_jobs():
         start_job(job)
+
+
+@shared_task
+def release_stale_holds():
+    """Periodic: give back checkout holds older than OSCAR_LOYALTY_HOLD_TIMEOUT_MINUTES whose
+    order never came (captured instead if the order exists)."""
+    return paying.release_stale_holds()

@@ -109,3 +109,38 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+# --- loyalty fixtures (builders in tests/factories.py) -------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _forget_system_accounts():
+    """The ledger caches system accounts in memory; each test rolls their rows back."""
+    from oscar_loyalty import ledger
+
+    ledger.clear_cache()
+    yield
+    ledger.clear_cache()
+
+
+@pytest.fixture
+def program(db):
+    """Programme "bonus" with grades Base 0 → 3%, Silver 10 000 → 5%, Gold 30 000 → 7%."""
+    from tests import factories
+
+    return factories.make_program()
+
+
+@pytest.fixture
+def customer(db):
+    from tests import factories
+
+    return factories.make_customer("olga@example.com")
+
+
+@pytest.fixture
+def card(program, customer):
+    from tests import factories
+
+    return factories.make_card(program, user=customer)

@@ -5,7 +5,9 @@ CELERY_BROKER_URL a broker for the `redis` tests. Tasks run eagerly unless
 LOYALTY_TEST_CELERY_WORKER=1, for a run against a real worker.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,17 @@ MEDIA_ROOT = str(Path(tempfile.gettempdir()) / "oscar-loyalty-test-media")
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# A throwaway Whoosh index per test process, filled only when a test asks for it
+# (`manage.py update_index`, which load_demo runs): saving a product does not index it.
+HAYSTACK_CONNECTIONS = {
+    "default": {
+        "ENGINE": "haystack.backends.whoosh_backend.WhooshEngine",
+        "PATH": tempfile.mkdtemp(prefix="oscar-loyalty-test-whoosh-"),
+    },
+}
+atexit.register(shutil.rmtree, HAYSTACK_CONNECTIONS["default"]["PATH"], ignore_errors=True)
+HAYSTACK_SIGNAL_PROCESSOR = "haystack.signals.BaseSignalProcessor"
 
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("LOYALTY_TEST_CELERY_WORKER") != "1"
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -1,9 +1,22 @@
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from oscar.core.application import OscarDashboardConfig
 
+from oscar_loyalty.loading import get_class
+
+
+def perms(*codenames):
+    """Staff with the model permissions ``codenames`` of oscar_loyalty (all of them)."""
+    return ["is_staff", *(f"oscar_loyalty.{codename}" for codename in codenames)]
+
 
 class LoyaltyDashboardConfig(OscarDashboardConfig):
-    """Manager screens of the loyalty programme, mounted at e.g. ``dashboard/loyalty/``."""
+    """Manager screens of the loyalty programme, mounted at e.g. ``dashboard/loyalty/``.
+
+    Every view needs its model permissions (see ``permissions_map``); a staff user without
+    them gets 403. To add screens, load the view in ``ready()``, add its ``path`` to
+    ``get_urls()`` (names start with ``loyalty-``) and its permissions here.
+    """
 
     label = "oscar_loyalty_dashboard"
     name = "oscar_loyalty.dashboard"
@@ -11,8 +24,197 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     default_permissions = ["is_staff"]
-    permissions_map = {}
+    permissions_map = {
+        # programmes and grades
+        "loyalty-program-list": perms("view_program"),
+        "loyalty-program-create": perms("add_program"),
+        "loyalty-program-update": perms("view_program", "change_program"),
+        "loyalty-grade-create": perms("add_grade"),
+        "loyalty-grade-update": perms("change_grade"),
+        "loyalty-grade-delete": perms("delete_grade", "change_card"),
+        # cards
+        "loyalty-card-list": perms("view_card"),
+        "loyalty-card-create": perms("add_card"),
+        "loyalty-card-detail": perms("view_card"),
+        "loyalty-card-grade": perms("change_card"),
+        "loyalty-card-status": perms("change_card"),
+        "loyalty-card-adjust": perms("add_transfer"),
+        "loyalty-card-categories": perms("view_card", "change_category"),
+        "loyalty-mass-accrual": perms("view_card", "add_job", "add_transfer"),
+        "loyalty-mass-debit": perms("view_card", "add_job", "add_transfer"),
+        # customer categories
+        "loyalty-category-list": perms("view_category"),
+        "loyalty-category-create": perms("add_category"),
+        "loyalty-category-update": perms("change_category"),
+        "loyalty-category-delete": perms("delete_category"),
+        "loyalty-customer-categories": perms("change_category"),
+        # jobs
+        "loyalty-job-list": perms("view_job"),
+        "loyalty-job-detail": perms("view_job"),
+        "loyalty-job-progress": perms("view_job"),
+        "loyalty-job-resume": perms("change_job"),
+        # Excel: import, exports, points report
+        "loyalty-import": perms("add_card", "add_transfer", "add_job"),
+        "loyalty-import-preview": perms("add_card", "add_transfer", "add_job"),
+        "loyalty-import-job": perms("view_job"),
+        "loyalty-import-errors": perms("view_job"),
+        "loyalty-import-undo": perms("add_transfer", "add_job"),
+        "loyalty-card-export": perms("view_card", "add_job"),
+        "loyalty-report": perms("view_transfer"),
+        "loyalty-report-export": perms("view_transfer", "add_job"),
+        "loyalty-export-download": perms("view_job"),
+    }
+
+    def ready(self):
+        views = "dashboard.views"
+        self.program_list_view = get_class(views, "ProgramListView")
+        self.program_create_view = get_class(views, "ProgramCreateView")
+        self.program_update_view = get_class(views, "ProgramUpdateView")
+        self.grade_create_view = get_class(views, "GradeCreateView")
+        self.grade_update_view = get_class(views, "GradeUpdateView")
+        self.grade_delete_view = get_class(views, "GradeDeleteView")
+        self.card_list_view = get_class(views, "CardListView")
+        self.card_create_view = get_class(views, "CardIssueView")
+        self.card_detail_view = get_class(views, "CardDetailView")
+        self.card_grade_view = get_class(views, "CardGradeView")
+        self.card_status_view = get_class(views, "CardStatusView")
+        self.card_adjust_view = get_class(views, "CardAdjustView")
+        self.card_categories_view = get_class(views, "CategoryBulkView")
+        self.mass_accrual_view = get_class(views, "MassJobView")
+        self.mass_debit_view = get_class(views, "MassDebitView")
+        self.category_list_view = get_class(views, "CategoryListView")
+        self.category_create_view = get_class(views, "CategoryCreateView")
+        self.category_update_view = get_class(views, "CategoryUpdateView")
+        self.category_delete_view = get_class(views, "CategoryDeleteView")
+        self.customer_categories_view = get_class(views, "CustomerCategoryView")
+        self.job_list_view = get_class(views, "JobListView")
+        self.job_detail_view = get_class(views, "JobDetailView")
+        self.job_progress_view = get_class(views, "JobProgressView")
+        self.job_resume_view = get_class(views, "JobResumeView")
+        excel_views = "dashboard.excel_views"
+        self.import_view = get_class(excel_views, "ImportView")
+        self.import_preview_view = get_class(excel_views, "ImportPreviewView")
+        self.import_job_view = get_class(excel_views, "ImportJobView")
+        self.import_errors_view = get_class(excel_views, "ImportErrorsView")
+        self.import_undo_view = get_class(excel_views, "ImportUndoView")
+        self.card_export_view = get_class(excel_views, "CardExportView")
+        self.report_view = get_class(excel_views, "ReportView")
+        self.report_export_view = get_class(excel_views, "ReportExportView")
+        self.export_download_view = get_class(excel_views, "ExportDownloadView")
 
     def get_urls(self):
-        urls = []
+        urls = [
+            # programmes and grades
+            path("programmes/", self.program_list_view.as_view(), name="loyalty-program-list"),
+            path(
+                "programmes/new/",
+                self.program_create_view.as_view(),
+                name="loyalty-program-create",
+            ),
+            path(
+                "programmes/<int:pk>/",
+                self.program_update_view.as_view(),
+                name="loyalty-program-update",
+            ),
+            path(
+                "programmes/<int:program_pk>/grades/new/",
+                self.grade_create_view.as_view(),
+                name="loyalty-grade-create",
+            ),
+            path("grades/<int:pk>/", self.grade_update_view.as_view(), name="loyalty-grade-update"),
+            path(
+                "grades/<int:pk>/delete/",
+                self.grade_delete_view.as_view(),
+                name="loyalty-grade-delete",
+            ),
+            # cards
+            path("cards/", self.card_list_view.as_view(), name="loyalty-card-list"),
+            path("cards/new/", self.card_create_view.as_view(), name="loyalty-card-create"),
+            path("cards/<int:pk>/", self.card_detail_view.as_view(), name="loyalty-card-detail"),
+            path(
+                "cards/<int:pk>/grade/", self.card_grade_view.as_view(), name="loyalty-card-grade"
+            ),
+            path(
+                "cards/<int:pk>/status/",
+                self.card_status_view.as_view(),
+                name="loyalty-card-status",
+            ),
+            path(
+                "cards/<int:pk>/adjust/",
+                self.card_adjust_view.as_view(),
+                name="loyalty-card-adjust",
+            ),
+            path(
+                "cards/categories/",
+                self.card_categories_view.as_view(),
+                name="loyalty-card-categories",
+            ),
+            path("cards/accrue/", self.mass_accrual_view.as_view(), name="loyalty-mass-accrual"),
+            path("cards/debit/", self.mass_debit_view.as_view(), name="loyalty-mass-debit"),
+            # customer categories
+            path("categories/", self.category_list_view.as_view(), name="loyalty-category-list"),
+            path(
+                "categories/new/",
+                self.category_create_view.as_view(),
+                name="loyalty-category-create",
+            ),
+            path(
+                "categories/<int:pk>/",
+                self.category_update_view.as_view(),
+                name="loyalty-category-update",
+            ),
+            path(
+                "categories/<int:pk>/delete/",
+                self.category_delete_view.as_view(),
+                name="loyalty-category-delete",
+            ),
+            path(
+                "customers/<int:pk>/categories/",
+                self.customer_categories_view.as_view(),
+                name="loyalty-customer-categories",
+            ),
+            # jobs
+            path("jobs/", self.job_list_view.as_view(), name="loyalty-job-list"),
+            path("jobs/<int:pk>/", self.job_detail_view.as_view(), name="loyalty-job-detail"),
+            path(
+                "jobs/<int:pk>/progress/",
+                self.job_progress_view.as_view(),
+                name="loyalty-job-progress",
+            ),
+            path(
+                "jobs/<int:pk>/resume/",
+                self.job_resume_view.as_view(),
+                name="loyalty-job-resume",
+            ),
+            # Excel: import, exports, points report
+            path("import/", self.import_view.as_view(), name="loyalty-import"),
+            path(
+                "import/<int:pk>/check/",
+                self.import_preview_view.as_view(),
+                name="loyalty-import-preview",
+            ),
+            path("import/<int:pk>/", self.import_job_view.as_view(), name="loyalty-import-job"),
+            path(
+                "import/<int:pk>/errors.xlsx",
+                self.import_errors_view.as_view(),
+                name="loyalty-import-errors",
+            ),
+            path(
+                "import/<int:pk>/undo/",
+                self.import_undo_view.as_view(),
+                name="loyalty-import-undo",
+            ),
+            path("cards/export/", self.card_export_view.as_view(), name="loyalty-card-export"),
+            path("report/", self.report_view.as_view(), name="loyalty-report"),
+            path(
+                "report/export/",
+                self.report_export_view.as_view(),
+                name="loyalty-report-export",
+            ),
+            path(
+                "jobs/<int:pk>/file/",
+                self.export_download_view.as_view(),
+                name="loyalty-export-download",
+            ),
+        ]
         return self.post_process_urls(urls)

@@ -45,9 +45,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.sites",
     "django.contrib.flatpages",
+    # the package: before Oscar, so its templates can extend Oscar's (account tab, panels)
+    "oscar_loyalty.apps.LoyaltyConfig",
+    "oscar_loyalty.dashboard.apps.LoyaltyDashboardConfig",
     "oscar.config.Shop",
     "oscar.apps.analytics.apps.AnalyticsConfig",
-    "oscar.apps.checkout.apps.CheckoutConfig",
+    # Oscar's checkout, forked so that PaymentDetailsView takes bonus points (see README)
+    "sandbox.checkout.apps.CheckoutConfig",
     "oscar.apps.address.apps.AddressConfig",
     "oscar.apps.shipping.apps.ShippingConfig",
     "oscar.apps.catalogue.apps.CatalogueConfig",
@@ -83,9 +87,6 @@ INSTALLED_APPS = [
     "django_tables2",
     # used by the loyalty dashboard
     "django_filters",
-    # the package
-    "oscar_loyalty.apps.LoyaltyConfig",
-    "oscar_loyalty.dashboard.apps.LoyaltyDashboardConfig",
     # sandbox only: the load_demo command
     "sandbox.demo",
 ]
@@ -158,9 +159,18 @@ MEDIA_ROOT = SANDBOX_DIR / "media"
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
+# Oscar 4.2's catalogue pages filter the search index on is_public/structure, which haystack's
+# simple backend cannot do (it would list no products), so the sandbox uses pure-Python Whoosh.
+# `manage.py load_demo` (re)builds the index.
 HAYSTACK_CONNECTIONS = {
-    "default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"},
+    "default": {
+        "ENGINE": "haystack.backends.whoosh_backend.WhooshEngine",
+        "PATH": str(SANDBOX_DIR / "whoosh_index"),
+    },
 }
+
+# Whoosh can do neither Oscar's price-range query facets nor untokenised field facets.
+OSCAR_SEARCH_FACETS = {"fields": {}, "queries": {}}
 
 THUMBNAIL_DEBUG = False
 
@@ -233,4 +243,23 @@ CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Periodic tasks for `celery -A sandbox beat` are listed in CELERY_BEAT_SCHEDULE (see README).
+# Periodic tasks for `celery -A sandbox beat` (see README). Each is idempotent; a run that
+# waited longer than its interval in the queue (no worker) expires, the next one does its work.
+CELERY_BEAT_SCHEDULE = {
+    "loyalty-post-due-accruals": {
+        "task": "oscar_loyalty.tasks.post_due_accruals",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
+    "loyalty-resume-stalled-jobs": {
+        "task": "oscar_loyalty.tasks.resume_stalled_jobs",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
+    "loyalty-release-stale-holds": {
+        "task": "oscar_loyalty.tasks.release_stale_holds",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(SANDBOX_DIR / "celerybeat-schedule")

@@ -71,7 +71,8 @@ def test_customer_checks_out_to_thank_you_page(client, demo):
     assert response.redirect_chain[-1][0] == reverse("checkout:thank-you")
     assert response.status_code == 200
 
-    order = Order.objects.get(user=customer)
+    order = response.context["order"]
+    assert order.user == customer
     assert order.status == "Pending"
     assert order.total_incl_tax == 2 * product.stockrecords.get().price
     assert order.number in response.content.decode()
@@ -82,6 +83,7 @@ def test_manager_sees_the_loyalty_dashboard_menu(client, demo):
     response = client.get(reverse("dashboard:index"))
     assert response.status_code == 200
     assert reverse("loyalty-card-list") in response.content.decode()
+    assert client.get(reverse("dashboard:order-list")).status_code == 200
 
 
 def test_load_demo_is_idempotent():

@@ -11,9 +11,10 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.sites.models import Site
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db.models import Q
+from oscar.apps.catalogue.categories import create_from_breadcrumbs
 from oscar.core.loading import get_model
 
-Category = get_model("catalogue", "Category")
 Product = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
 ProductClass = get_model("catalogue", "ProductClass")
@@ -24,14 +25,11 @@ UserAddress = get_model("address", "UserAddress")
 
 PARTNER_CODE = "sandbox"
 MANAGER_GROUP = "Loyalty managers"
+# Everything of the loyalty app, Oscar's order dashboard, and the customer list.
+MANAGER_PERMISSIONS = Q(content_type__app_label__in=["oscar_loyalty", "order"]) | Q(
+    content_type__app_label="auth", codename="view_user"
+)
 
-CATEGORIES = {
-    # slug: name
-    "home-appliances": "Home appliances",
-    "kitchen": "Kitchen",
-    "home-textiles": "Home textiles",
-    "e-books": "E-books",
-}
 
 PRODUCT_CLASSES = {
     # slug: (name, requires_shipping, track_stock)
@@ -46,7 +44,7 @@ class DemoProduct:
     slug: str
     title: str
     price: str
-    category: str
+    category: str  # Oscar breadcrumbs: "Parent > Child"
     product_class: str = "goods"
     stock: int | None = 50
 
@@ -57,49 +55,49 @@ PRODUCTS = [
         "polaris-pwk-1803-kettle",
         "Чайник электрический Polaris PWK 1803",
         "3200.00",
-        "home-appliances",
+        "Home appliances",
     ),
     DemoProduct(
         "4601234000028",
         "redmond-rhb-2961-blender",
         "Блендер погружной Redmond RHB-2961",
         "4590.00",
-        "home-appliances",
+        "Home appliances",
     ),
     DemoProduct(
         "4601234000035",
         "tefal-daily-chef-pan-26",
         "Сковорода Tefal Daily Chef, 26 см",
         "2790.00",
-        "kitchen",
+        "Kitchen",
     ),
     DemoProduct(
         "4601234000042",
         "stanley-classic-mug-047",
         "Термокружка Stanley Classic, 0,47 л",
         "3990.00",
-        "kitchen",
+        "Kitchen",
     ),
     DemoProduct(
         "4601234000059",
         "linen-towel-set-3",
         "Набор льняных полотенец, 3 шт.",
         "1490.00",
-        "home-textiles",
+        "Home textiles",
     ),
     DemoProduct(
         "4601234000066",
         "ivanovo-bed-linen-euro",
         "Комплект постельного белья «Ивановский текстиль», евро",
         "5600.00",
-        "home-textiles",
+        "Home textiles",
     ),
     DemoProduct(
         "4601234000073",
         "russian-cuisine-e-book",
         "Электронная книга «Русская кухня. 100 рецептов»",
         "690.00",
-        "e-books",
+        "E-books",
         product_class="e-book-gift-certificate",
         stock=None,
     ),
@@ -159,11 +157,6 @@ def load_catalogue():
                 "track_stock": track_stock,
             },
         )
-    categories = {}
-    for slug, name in CATEGORIES.items():
-        categories[slug] = Category.objects.filter(depth=1, slug=slug).first()
-        if categories[slug] is None:
-            categories[slug] = Category.add_root(name=name, slug=slug)
     for item in PRODUCTS:
         product, _ = Product.objects.get_or_create(
             upc=item.upc,
@@ -175,7 +168,9 @@ def load_catalogue():
                 "is_public": True,
             },
         )
-        ProductCategory.objects.get_or_create(product=product, category=categories[item.category])
+        ProductCategory.objects.get_or_create(
+            product=product, category=create_from_breadcrumbs(item.category)
+        )
         StockRecord.objects.get_or_create(
             product=product,
             partner=partner,
@@ -193,11 +188,7 @@ def load_users():
     User = get_user_model()
     managers, _ = Group.objects.get_or_create(name=MANAGER_GROUP)
     # Evaluated now, so that permissions of models added later are granted on the next run.
-    managers.permissions.add(
-        *Permission.objects.filter(content_type__app_label="oscar_loyalty").exclude(
-            pk__in=managers.permissions.values("pk")
-        )
-    )
+    managers.permissions.add(*Permission.objects.filter(MANAGER_PERMISSIONS))
     for email, (password, first_name, last_name, role) in USERS.items():
         user = User.objects.filter(email=email).first()
         if user is None:

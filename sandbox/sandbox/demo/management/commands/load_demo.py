@@ -1,3 +1,4 @@
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -16,6 +17,8 @@ class Command(BaseCommand):
             catalogue_data.load_users()
         catalogue_data.load_missing_image()
         load_loyalty_demo(self.stdout)
+        # Oscar's catalogue pages list what the search index holds.
+        call_command("update_index", remove=True, verbosity=0)
 
         self.stdout.write(self.style.SUCCESS("Demo data loaded."))
         self.stdout.write("Shop:      http://127.0.0.1:8000/")

@@ -1,0 +1,1 @@
+"""Benchmarks of django-oscar-loyalty: measured ratios against a floor taken in the same run."""

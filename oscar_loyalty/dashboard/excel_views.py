@@ -1,0 +1,417 @@
+"""Dashboard screens for Excel: import (upload, preview, apply, errors, undo), the points
+report, and the exports of the card list and the report.
+
+Imports follow the source documents' flow with one more step: nothing is written before
+the manager has seen the preview of every row.
+"""
+
+import os
+import tempfile
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpResponseBadRequest, QueryDict
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.generic import DetailView, FormView, TemplateView, View
+from django.views.generic.detail import SingleObjectMixin
+from oscar.core.loading import get_model
+
+from oscar_loyalty import excel, imports, phones, reports, tasks
+from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.loading import get_class
+
+Card = get_model("oscar_loyalty", "Card")
+Job = get_model("oscar_loyalty", "Job")
+
+ImportForm = get_class("dashboard.excel_forms", "ImportForm")
+MappingForm = get_class("dashboard.excel_forms", "MappingForm")
+ConfirmForm = get_class("dashboard.excel_forms", "ConfirmForm")
+ReportForm = get_class("dashboard.excel_forms", "ReportForm")
+CardFilter = get_class("dashboard.filters", "CardFilter")
+
+TEMPLATES = "oscar_loyalty/dashboard/"
+FORMATS = ("xlsx", "csv")
+ERRORS_SHOWN = 200
+REPORT_PAGE = 50
+
+
+def _file_response(fmt, header, rows, stem):
+    """Write a small export now and send it as a download."""
+    file = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    excel.write_table(file, fmt, header, rows, stem)
+    file.seek(0)
+    response = FileResponse(file, as_attachment=True, filename=reports.filename(stem, fmt))
+    response["Content-Type"] = excel.CONTENT_TYPES[fmt]
+    return response
+
+
+def _export(request, kind, fmt, queryset, source, query):
+    """A download when the export is small, else a job whose page links the file."""
+    if fmt not in FORMATS:
+        return HttpResponseBadRequest("format")
+    if queryset.count() <= reports.INLINE_ROWS:
+        header, rows, stem = source(query)
+        return _file_response(fmt, header, rows, stem)
+    job = reports.start_export(kind, fmt, query, by=request.user)
+    tasks.start_job(job)
+    messages.info(
+        request,
+        _("The export is large, so it is written in the background; its file appears here."),
+    )
+    return redirect("loyalty-job-detail", pk=job.pk)
+
+
+# --- export sources (also run by the export jobs) -----------------------------------------
+
+
+@reports.source(Job.EXPORT)
+def card_source(query):
+    """The card list's filter ``query`` as rows of the card export."""
+    filterset = CardFilter(QueryDict(query), queryset=Card.objects.all())
+    queryset = filterset.qs if filterset.is_valid() else Card.objects.none()
+    return reports.card_header(), reports.card_rows(queryset), "cards"
+
+
+@reports.source(Job.REPORT)
+def report_source(query):
+    """The report's filter ``query`` as rows of the report export."""
+    filters = ReportForm(QueryDict(query)).filters()
+    queryset = reports.transfers(**filters) if filters is not None else reports.transfers().none()
+    return reports.report_header(), reports.report_rows(queryset), "points-report"
+
+
+def _query(request):
+    """The request's querystring without the page and the format."""
+    query = request.GET.copy()
+    for key in ("page", "format"):
+        query.pop(key, None)
+    return query.urlencode()
+
+
+class CardExportView(View):
+    """The card list's current filter as .xlsx or .csv."""
+
+    def get(self, request, *args, **kwargs):
+        query = _query(request)
+        filterset = CardFilter(QueryDict(query), queryset=Card.objects.all())
+        if not filterset.is_valid():
+            messages.error(request, _("The card list's filter has errors; fix it first."))
+            return redirect(reverse("loyalty-card-list") + (f"?{query}" if query else ""))
+        fmt = request.GET.get("format", "xlsx")
+        return _export(request, Job.EXPORT, fmt, filterset.qs, card_source, query)
+
+
+class ExportDownloadView(SingleObjectMixin, View):
+    """The file an export job wrote, for staff only (never a public media link)."""
+
+    model = Job
+
+    def get(self, request, *args, **kwargs):
+        job = self.get_object()
+        if not job.result_file:
+            raise Http404(_("This job has no file."))
+        name = os.path.basename(job.result_file.name)
+        fmt = name.rsplit(".", 1)[-1]
+        response = FileResponse(job.result_file.open("rb"), as_attachment=True, filename=name)
+        if fmt in excel.CONTENT_TYPES:
+            response["Content-Type"] = excel.CONTENT_TYPES[fmt]
+        return response
+
+
+# --- points report -------------------------------------------------------------------------
+
+
+class ReportView(TemplateView):
+    """Transfers by period, programme, kind, manager and card, with their totals and the
+    points outstanding per programme."""
+
+    template_name = TEMPLATES + "report.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = ReportForm(self.request.GET or None)
+        filters = form.filters() if form.is_bound else {}
+        if filters is None:
+            queryset = reports.transfers().none()
+        else:
+            queryset = reports.transfers(**filters)
+        page = self.request.GET.get("page")
+        listed = queryset.select_related("card", "card__program", "created_by")
+        query = _query(self.request)
+        context.update(
+            form=form,
+            totals=reports.totals(queryset),
+            outstanding=reports.outstanding((filters or {}).get("program")),
+            page_obj=_paginate(listed, page),
+            query=query,
+            export_url=reverse("loyalty-report-export") + "?" + (f"{query}&" if query else ""),
+        )
+        return context
+
+
+def _paginate(queryset, page):
+    return Paginator(queryset, REPORT_PAGE).get_page(page)
+
+
+class ReportExportView(View):
+    """The report's current filter as .xlsx or .csv (a job when it is long)."""
+
+    def get(self, request, *args, **kwargs):
+        query = _query(request)
+        filters = ReportForm(QueryDict(query)).filters()
+        if filters is None:
+            messages.error(request, _("The report's filter has errors; fix it first."))
+            return redirect(reverse("loyalty-report") + (f"?{query}" if query else ""))
+        fmt = request.GET.get("format", "xlsx")
+        return _export(request, Job.REPORT, fmt, reports.transfers(**filters), report_source, query)
+
+
+# --- import --------------------------------------------------------------------------------
+
+
+def import_jobs():
+    """Started imports and undos, newest first (drafts are nobody's business but their page)."""
+    return (
+        Job.objects.filter(kind=Job.IMPORT)
+        .exclude(params__draft=True)
+        .select_related("program", "created_by")
+        .order_by("-created", "-id")
+    )
+
+
+class ImportView(FormView):
+    """Step 1: choose the programme and upload a file or paste cells."""
+
+    form_class = ImportForm
+    template_name = TEMPLATES + "import_form.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["recent"] = import_jobs()[:10]
+        context["paste_limit"] = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+        context["roles"] = [imports.ROLE_LABELS[role] for role in imports.ROLES]
+        return context
+
+    def form_valid(self, form):
+        job = imports.create_draft(
+            form.cleaned_data["table"],
+            form.cleaned_data["program"],
+            by=self.request.user,
+            language=get_language(),
+        )
+        return redirect("loyalty-import-preview", pk=job.pk)
+
+
+def _sample(job, items):
+    """The first rows of a preview, each with what applying it will do, in words."""
+    ids = {item["id"] for item in items if item.get("id")}
+    found = {c.pk: c for c in Card.objects.filter(pk__in=ids).select_related("account")}
+    rows = []
+    for item in items:
+        card = found.get(item.get("id"))
+        diff = Decimal(item.get("d", "0"))
+        action = item.get("a", "")
+        errors = [message for _role, message in item.get("e", ())]
+        if errors:
+            what = "; ".join(errors)
+        elif action == imports.NEW:
+            what = (
+                _("New card, opening balance %(points)s") % {"points": diff}
+                if diff
+                else _("New card")
+            )
+        elif action == imports.SAME:
+            what = _("No change")
+        elif card is not None:
+            what = _("Balance %(old)s → %(new)s") % {
+                "old": card.account.balance,
+                "new": card.account.balance + diff,
+            }
+        else:
+            what = ""
+        cells = item.get("c", [])
+        mapping = job.params.get("mapping", [])
+        raw = {role: cells[i] for i, role in enumerate(mapping) if role and i < len(cells)}
+        rows.append(
+            {
+                "n": item["n"],
+                "phone": phones.display(item["p"]) if item.get("p") else raw.get("phone", ""),
+                "number": card.number if card else item.get("k") or raw.get("number", ""),
+                "topup": item.get("t") or raw.get("topup", ""),
+                "balance": item.get("b") or raw.get("balance", ""),
+                "action": "error" if errors else action,
+                "what": what,
+            }
+        )
+    return rows
+
+
+class ImportPreviewView(SingleObjectMixin, TemplateView):
+    """Step 2: every row checked, the column mapping to adjust, and the button to apply."""
+
+    model = Job
+    template_name = TEMPLATES + "import_preview.html"
+
+    def get_queryset(self):
+        return Job.objects.filter(kind=Job.IMPORT).select_related("program", "created_by")
+
+    def dispatch(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if not imports.is_draft(self.object):
+            return redirect("loyalty-import-job", pk=self.object.pk)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        job = self.object
+        context = super().get_context_data(**kwargs)
+        context.setdefault("mapping_form", MappingForm(job=job))
+        context.setdefault("confirm_form", ConfirmForm(job=job))
+        totals = imports.totals(job)
+        errors = imports.error_list(job, ERRORS_SHOWN)
+        samples = self._column_samples(job)
+        for column in context["mapping_form"].columns:
+            column["samples"] = samples.get(column["letter"], [])
+        context.update(
+            job=job,
+            totals=totals,
+            applicable=totals.get(imports.NEW, 0)
+            + totals.get(imports.SET, 0)
+            + totals.get(imports.TOPPED, 0),
+            errors=errors,
+            more_errors=max(totals.get("errors", 0) - len(errors), 0),
+            sample=_sample(job, imports.preview_rows(job)),
+            previous=list(imports.previous_imports(job)[:3]),
+            roles=imports.ROLE_LABELS,
+        )
+        return context
+
+    @staticmethod
+    def _column_samples(job):
+        samples = {}
+        for item in imports.preview_rows(job, 3):
+            for i, cell in enumerate(item.get("c", [])):
+                samples.setdefault(imports.column_letter(i), []).append(cell)
+        return samples
+
+    def post(self, request, *args, **kwargs):
+        job = self.object
+        if "apply" in request.POST:
+            form = ConfirmForm(request.POST, job=job)
+            if not form.is_valid():
+                for error in form.errors.get("checked", []):
+                    messages.error(request, error)
+                return redirect("loyalty-import-preview", pk=job.pk)
+            try:
+                job = imports.start(job)
+            except LoyaltyError as exc:
+                messages.error(request, str(exc))
+                return redirect("loyalty-import-job", pk=job.pk)
+            tasks.start_job(job)
+            return redirect("loyalty-import-job", pk=job.pk)
+        form = MappingForm(request.POST, job=job)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(mapping_form=form))
+        imports.recheck(job, form.cleaned_data["mapping"], form.cleaned_data["header"])
+        messages.success(request, _("The table was checked again with these columns."))
+        return redirect("loyalty-import-preview", pk=job.pk)
+
+
+class ImportJobView(DetailView):
+    """Step 3: the import running (progress bar), then its result, errors and undo."""
+
+    model = Job
+    template_name = TEMPLATES + "import_job.html"
+    context_object_name = "job"
+
+    def get_queryset(self):
+        return Job.objects.filter(kind=Job.IMPORT).select_related("program", "created_by")
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if imports.is_draft(self.object):
+            return redirect("loyalty-import-preview", pk=self.object.pk)
+        imports.refresh_undo_status(self.object)
+        return self.render_to_response(self.get_context_data(object=self.object))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        job = self.object
+        finished = job.status not in (Job.NEW, Job.RUNNING)
+        original = None
+        if imports.is_undo(job):
+            original = Job.objects.filter(pk=job.params["undo_of"]).first()
+        context.update(
+            finished=finished,
+            totals=imports.totals(job),
+            original=original,
+            undos=list(imports.undo_jobs(job).order_by("-created")) if not original else [],
+            can_undo=imports.can_undo(job),
+            failures=job.errors[:ERRORS_SHOWN],
+            more_failures=max(len(job.errors) - ERRORS_SHOWN, 0),
+            has_errors=job.failed > 0 and not original,
+        )
+        return context
+
+
+class ImportErrorsView(SingleObjectMixin, View):
+    """The skipped rows as an .xlsx: the original cells and an "Error" column."""
+
+    model = Job
+
+    def get_queryset(self):
+        return Job.objects.filter(kind=Job.IMPORT)
+
+    def get(self, request, *args, **kwargs):
+        job = self.get_object()
+        if imports.is_undo(job):
+            raise Http404
+        width = job.params.get("width", 0)
+
+        def rows():
+            for n, cells, reason in imports.error_rows(job):
+                cells = list(cells) + [""] * (width - len(cells))
+                yield (n, *cells[:width], reason)
+
+        file = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        excel.write_table(file, "xlsx", imports.error_header(job), rows(), _("Errors"))
+        file.seek(0)
+        response = FileResponse(file, as_attachment=True, filename=f"import-{job.pk}-errors.xlsx")
+        response["Content-Type"] = excel.XLSX_CONTENT_TYPE
+        return response
+
+
+class ImportUndoView(SingleObjectMixin, TemplateView):
+    """Undo a finished import: what will be reversed and which cards refuse, then a job."""
+
+    model = Job
+    template_name = TEMPLATES + "import_undo.html"
+
+    def get_queryset(self):
+        return Job.objects.filter(kind=Job.IMPORT).filter(~Q(params__has_key="undo_of"))
+
+    def dispatch(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if not imports.can_undo(self.object):
+            messages.error(request, _("This import cannot be undone now."))
+            return redirect("loyalty-import-job", pk=self.object.pk)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(job=self.object, check=imports.undo_check(self.object))
+        return context
+
+    def post(self, request, *args, **kwargs):
+        try:
+            undo = imports.create_undo(self.object, by=request.user)
+        except LoyaltyError as exc:
+            messages.error(request, str(exc))
+            return redirect("loyalty-import-job", pk=self.object.pk)
+        tasks.start_job(undo)
+        return redirect("loyalty-import-job", pk=undo.pk)

@@ -1,0 +1,49 @@
+"""Template helpers of the loyalty dashboard: phones, colour chips, the customer page panel."""
+
+from django import template
+from oscar.core.loading import get_model
+
+from oscar_loyalty import cards, categories, phones
+
+Card = get_model("oscar_loyalty", "Card")
+Category = get_model("oscar_loyalty", "Category")
+
+register = template.Library()
+
+
+@register.filter
+def phone_display(canonical):
+    return phones.display(canonical)
+
+
+@register.filter
+def text_colour(background):
+    return categories.text_colour(background)
+
+
+@register.inclusion_tag("oscar_loyalty/dashboard/partials/chip.html")
+def chip(label, colour, extra_class=""):
+    """A coloured label (grade or category) like Oscar's badges."""
+    return {
+        "label": label,
+        "colour": colour,
+        "text": categories.text_colour(colour),
+        "extra_class": extra_class,
+    }
+
+
+@register.simple_tag
+def loyalty_customer(customer):
+    """What the loyalty panel on Oscar's customer page shows: cards and categories."""
+    own = categories.of_customer(customer)
+    return {
+        "cards": list(cards.cards_of(customer)),
+        "categories": own,
+        "other_categories": list(Category.objects.exclude(pk__in=[c.pk for c in own])),
+    }
+
+
+@register.filter
+def card_status(code):
+    """The readable name of a card status code (status changes store the code)."""
+    return dict(Card.STATUSES).get(code, code)

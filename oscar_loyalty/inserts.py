@@ -1,0 +1,159 @@
+"""Bulk SQL helpers for jobs over many rows (the Excel import): multi-row INSERTs without a
+model instance per row, and long IN lists sent as one array parameter.
+
+``bulk_create`` builds and validates a model instance for every row, which costs several times
+more than the database work when an import issues a hundred thousand cards. ``insert`` takes
+plain tuples for the columns that vary, fills every other concrete field with its default once
+per call (so a shop's forked model with extra fields still gets them), and sends one
+``INSERT ... VALUES (...), (...) RETURNING id`` per batch. It writes rows only; balances are
+moved by ``ledger`` alone.
+"""
+
+import re
+
+from django.db import connections, router
+from django.db.models import DateField, DateTimeField, DecimalField, F, Lookup, Q
+
+BATCH = 1000
+
+
+def _default(field, connection):
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        from django.utils import timezone
+
+        value = timezone.now() if isinstance(field, DateTimeField) else timezone.localdate()
+    else:
+        value = field.get_default()
+    return field.get_db_prep_save(value, connection)
+
+
+def insert(model, columns, rows, using=None):
+    """Insert ``rows`` (tuples of values for the ``columns`` attnames) and return their new
+    primary keys in the same order. Values must already be database-ready (str, int, None,
+    Decimal); dates are converted per row."""
+    rows = list(rows)
+    if not rows:
+        return []
+    using = using or router.db_for_write(model)
+    connection = connections[using]
+    opts = model._meta
+    by_attname = {f.attname: f for f in opts.concrete_fields}
+    given = [by_attname[name] for name in columns]
+    others = [f for f in opts.concrete_fields if f.attname not in columns and f is not opts.pk]
+    constants = [_default(f, connection) for f in others]
+    converters = [
+        (i, f)
+        for i, f in enumerate(given)
+        if isinstance(f, (DateField, DecimalField)) and connection.vendor != "postgresql"
+    ]
+    quote = connection.ops.quote_name
+    table = quote(opts.db_table)
+    names = ", ".join(quote(f.column) for f in [*given, *others])
+    if connection.vendor == "postgresql":
+        return _insert_unnest(connection, table, names, opts, given, others, constants, rows)
+    width = len(given) + len(others)
+    placeholder = "(" + ", ".join(["%s"] * width) + ")"
+    limit = connection.features.max_query_params
+    batch = min(BATCH, limit // width) if limit else BATCH
+    returning = connection.features.can_return_rows_from_bulk_insert
+    pks = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch]
+            params = []
+            for row in part:
+                if converters:
+                    row = list(row)
+                    for i, f in converters:
+                        row[i] = f.get_db_prep_save(row[i], connection)
+                params.extend(row)
+                params.extend(constants)
+            sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([placeholder] * len(part))
+            if returning:
+                cursor.execute(sql + f" RETURNING {quote(opts.pk.column)}", params)
+                pks.extend(row[0] for row in cursor.fetchall())
+            else:  # no RETURNING (MySQL): one row at a time, reading the last id
+                for row_start in range(0, len(params), width):
+                    cursor.execute(
+                        f"INSERT INTO {table} ({names}) VALUES {placeholder}",
+                        params[row_start : row_start + width],
+                    )
+                    pks.append(cursor.lastrowid)
+    return pks
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:+\-]+")
+_PLAIN_LIST = re.compile(r"[A-Za-z0-9_.:+\-,]+")
+
+
+def array_literal(values):
+    """A PostgreSQL array literal (``{a,b,NULL}``) of str, int or Decimal values.
+
+    psycopg renders a list parameter element by element through a regular expression; for
+    the thousands of values of an import chunk, writing the literal here is many times
+    cheaper, and it travels as one plain string parameter (cast in the SQL).
+    """
+    values = list(values)
+    if None not in values:
+        texts = [str(value) for value in values]
+        joined = ",".join(texts)
+        if all(texts) and _PLAIN_LIST.fullmatch(joined) and "NULL" not in joined.upper():
+            return "{" + joined + "}"
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+            continue
+        text = str(value)
+        if not _PLAIN.fullmatch(text) or text.upper() == "NULL":
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        parts.append(text)
+    return "{" + ",".join(parts) + "}"
+
+
+def _insert_unnest(connection, table, names, opts, given, others, constants, rows):
+    """PostgreSQL: one array parameter per column (``INSERT ... SELECT FROM unnest``), so
+    the statement stays short however many rows it carries; rows come back in order, as
+    Django's own ``bulk_create`` relies on."""
+    quote = connection.ops.quote_name
+    arrays = [f"%s::{f.db_type(connection)}[]" for f in given]
+    scalars = [f"%s::{f.db_type(connection)}" for f in others]
+    aliases = ", ".join(f"c{i}" for i in range(len(given)))
+    select = ", ".join([*(f"u.c{i}" for i in range(len(given))), *scalars])
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {select} "
+        f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS u({aliases}, ord) "
+        f"ORDER BY u.ord RETURNING {quote(opts.pk.column)}"
+    )
+    columns = list(zip(*rows, strict=True))
+    pks = []
+    with connection.cursor() as cursor:
+        step = BATCH * 5
+        for start in range(0, len(rows), step):
+            params = [array_literal(column[start : start + step]) for column in columns]
+            cursor.execute(sql, [*constants, *params])  # the SELECT list comes first
+            pks.extend(row[0] for row in cursor.fetchall())
+    return pks
+
+
+class _AnyOf(Lookup):
+    """``column = ANY(%s::type[])`` with the values as one array literal."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        field = self.lhs.output_field
+        base = field.target_field if field.is_relation else field
+        cast = base.db_type(connection)
+        return f"{lhs} = ANY(%s::{cast}[])", [*lhs_params, array_literal(self.rhs)]
+
+
+def among(model, name, values):
+    """``Q(name__in=values)``; on PostgreSQL a single array parameter, because a driver-side
+    list of a thousand placeholders costs more to send than the lookup costs to run."""
+    values = list(values)
+    if connections[router.db_for_read(model)].vendor != "postgresql":
+        return Q(**{f"{name}__in": values})
+    return _AnyOf(F(name), values)

@@ -1,0 +1,542 @@
+"""Paying for orders with points: the programme's policy, and the hold that carries a payment
+from the checkout to the order.
+
+Policy: points may pay for at most ``max_pay_percent`` of the order, shipping included only
+if the programme says so, and never fewer than ``min_spend_points`` at once. Points are
+counted in hundredths; their money value is points × value of a point, rounded down to the
+kopek, so the shop never gives more than the policy allows.
+
+Lifecycle, one ``Hold`` row per order number:
+    hold      payment is taken: points move to the programme's "held" account;
+    capture   the order exists: held points become redeemed;
+    release   payment or placing the order failed, or the customer never came back;
+    refund    the order was cancelled or some of its lines refunded.
+Every movement's key derives from the order number (``order:<number>:hold`` ...), so a
+retried request or a replayed signal counts once. A customer who tries again after a failed
+payment gets a new attempt (``order:<number>:hold:2``) on the same row.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from oscar.core.loading import get_model
+
+from oscar_loyalty import cards, conf, earning, ledger
+from oscar_loyalty.exceptions import LoyaltyError
+
+Accrual = get_model("oscar_loyalty", "Accrual")
+Hold = get_model("oscar_loyalty", "Hold")
+Transfer = get_model("oscar_loyalty", "Transfer")
+Order = get_model("order", "Order")
+OrderLine = get_model("order", "Line")
+Source = get_model("payment", "Source")
+SourceType = get_model("payment", "SourceType")
+PaymentTransaction = get_model("payment", "Transaction")
+
+ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+HUNDRED = Decimal(100)
+SOURCE_TYPE_CODE = "bonus-points"
+SOURCE_TYPE_NAME = "Bonus points"
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentRefused(LoyaltyError):
+    """Points cannot pay for this order as asked; the message tells the customer why."""
+
+
+def _down(value):
+    return Decimal(value).quantize(CENT, rounding=ROUND_DOWN)
+
+
+def money_for(points, program):
+    """The money ``points`` pay for in ``program``."""
+    return _down(Decimal(points) * program.point_value)
+
+
+# --- the customer's card -------------------------------------------------------------------
+
+
+def payment_card(user):
+    """``(card, refusal)``: the card ``user`` pays with, or why they cannot pay with points.
+
+    The card always comes from the logged-in user, never from anything the browser sends.
+    With cards in several programmes, the first usable one (by programme name) is used.
+    """
+    if user is None or not user.is_authenticated:
+        return None, _("Log in to pay with bonus points.")
+    owned = [c for c in cards.cards_of(user) if c.program.is_active]
+    if not owned:
+        return None, _("You have no bonus card.")
+    for card in owned:
+        if card.refusal() is None:
+            return card, None
+    return owned[0], owned[0].refusal()
+
+
+# --- the policy ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What a card may spend on one order, with the figures that explain it."""
+
+    card: object
+    balance: Decimal
+    total: Decimal  # the order total, money
+    payable: Decimal  # the part of it points may pay for, before the share limit
+    cap_points: Decimal  # most points the policy allows on this order, whatever the balance
+    max_points: Decimal  # most points usable on this order (0: none)
+    reason: str | None  # why no points can be used, if so
+
+    @property
+    def program(self):
+        return self.card.program
+
+    @property
+    def point_value(self):
+        return self.program.point_value
+
+    @property
+    def max_pay_percent(self):
+        return self.program.max_pay_percent
+
+    @property
+    def min_points(self):
+        return self.program.min_spend_points
+
+    @property
+    def shipping_payable(self):
+        return self.program.shipping_payable
+
+    @property
+    def cap_money(self):
+        return money_for(self.cap_points, self.program)
+
+    @property
+    def limited_by_balance(self):
+        return self.balance < self.cap_points
+
+    @property
+    def max_money(self):
+        return money_for(self.max_points, self.program)
+
+    def check(self, points):
+        """Raise ``PaymentRefused`` unless ``points`` may be spent on this order."""
+        if self.reason:
+            raise PaymentRefused(self.reason)
+        try:
+            points = ledger.to_amount(points)
+        except LoyaltyError:
+            raise PaymentRefused(
+                _("Enter a positive number of points with at most two decimal places.")
+            ) from None
+        if points < self.min_points:
+            raise PaymentRefused(
+                _("At least %(min)s points can be used at once.") % {"min": self.min_points}
+            )
+        if points > self.max_points:
+            raise PaymentRefused(
+                _("At most %(max)s points can be used on this order.") % {"max": self.max_points}
+            )
+        return points
+
+
+def held_for(order_number, card):
+    """Points ``card`` already holds for ``order_number`` (a customer back from a payment
+    page): they count as available again for that same order."""
+    if not order_number or card is None:
+        return ZERO
+    hold = Hold.objects.filter(order_number=order_number, card=card, status=Hold.HELD).first()
+    return hold.points if hold else ZERO
+
+
+def allowance(card, total, shipping=ZERO, held=ZERO):
+    """The most ``card`` may spend on an order of ``total`` money, ``shipping`` included;
+    ``held``: points it already holds for this order."""
+    program = card.program
+    balance = card.account.balance + held
+    payable = Decimal(total) - (ZERO if program.shipping_payable else Decimal(shipping))
+    payable = max(payable, ZERO)
+    cap_money = _down(payable * program.max_pay_percent / HUNDRED)
+    cap_points = _down(cap_money / program.point_value)
+    max_points = min(balance, cap_points)
+    reason = card.refusal()
+    if reason is None:
+        if balance <= 0:
+            reason = _("You have no points to spend yet.")
+        elif cap_points <= 0:
+            reason = _("This order cannot be paid with points.")
+        elif balance < program.min_spend_points:
+            reason = _(
+                "At least %(min)s points can be used at once; your card has %(balance)s."
+            ) % {"min": program.min_spend_points, "balance": balance}
+        elif max_points < program.min_spend_points:
+            reason = _(
+                "This order is too small: at most %(max)s points could pay for it, "
+                "and at least %(min)s can be used at once."
+            ) % {"max": cap_points, "min": program.min_spend_points}
+    if reason:
+        max_points = ZERO
+    return Allowance(
+        card=card,
+        balance=balance,
+        total=Decimal(total),
+        payable=payable,
+        cap_points=cap_points,
+        max_points=max_points,
+        reason=reason,
+    )
+
+
+def basket_earning(card, basket, shipping=ZERO, paid_with_points=ZERO):
+    """Points an order of ``basket`` would earn on ``card``, never counting the part paid
+    with points (the same rule as ``earning.earning_base`` for a placed order)."""
+    if card is None or card.refusal() or not card.program.is_active:
+        return ZERO
+    program = card.program
+    excluded = earning._excluded(program)
+    base = sum(
+        (
+            (
+                line.line_price_incl_tax_incl_discounts
+                if line.is_tax_known
+                else line.line_price_excl_tax_incl_discounts
+            )
+            or ZERO
+            for line in basket.all_lines()
+            if earning.line_earns(line.product, program, excluded)
+        ),
+        ZERO,
+    )
+    if program.shipping_earns:
+        base += Decimal(shipping)
+    return earning.points_for(max(base - Decimal(paid_with_points), ZERO), card)
+
+
+# --- holds ---------------------------------------------------------------------------------
+
+
+def _attempts(order_number):
+    return Transfer.objects.filter(order_number=order_number, kind=Transfer.HOLD).count()
+
+
+def _key(order_number, what, attempt=1):
+    key = f"order:{order_number}:{what}"
+    return key if attempt == 1 else f"{key}:{attempt}"
+
+
+def _locked(order_number):
+    return (
+        Hold.objects.select_for_update()
+        .select_related("card__program", "card__account", "card__debt_account")
+        .filter(order_number=order_number)
+        .first()
+    )
+
+
+def _release_locked(hold, description):
+    ledger.release(
+        hold.card,
+        hold.points,
+        _key(hold.order_number, "release", _attempts(hold.order_number)),
+        order_number=hold.order_number,
+        description=description,
+    )
+    hold.status, hold.closed = Hold.RELEASED, timezone.now()
+    hold.save(update_fields=["status", "closed"])
+
+
+def hold_points(card, order_number, points, money):
+    """Reserve ``points`` (worth ``money``) of ``card`` for order ``order_number``.
+
+    Asking again for the same thing returns the same hold (and restarts its timeout); asking
+    for something else releases the old reservation first. Raises ``InsufficientPoints``,
+    ``CardUnavailable`` or ``PaymentRefused``; nothing is reserved then.
+    """
+    points, money = ledger.to_amount(points), Decimal(money).quantize(CENT)
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _hold(card, order_number, points, money)
+        except IntegrityError:
+            # A concurrent request created this order's row first: take it from there.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _hold(card, order_number, points, money):
+    hold = _locked(order_number)
+    now = timezone.now()
+    attempt = 1  # the row and the first hold are written together: no row, no earlier hold
+    if hold is None:
+        hold = Hold(order_number=order_number)
+    elif hold.status == Hold.CAPTURED:
+        raise PaymentRefused(_("Order %(number)s is already paid.") % {"number": order_number})
+    elif hold.status == Hold.HELD:
+        if (hold.card_id, hold.points, hold.money) == (card.pk, points, money):
+            hold.created = now
+            hold.save(update_fields=["created"])
+            return hold
+        _release_locked(
+            hold, _("Reservation changed for order %(number)s") % {"number": order_number}
+        )
+    if hold.pk is not None:
+        attempt = _attempts(order_number) + 1
+    ledger.hold(
+        card,
+        points,
+        _key(order_number, "hold", attempt),
+        order_number=order_number,
+        description=_("Payment for order %(number)s") % {"number": order_number},
+    )
+    hold.card, hold.points, hold.money = card, points, money
+    hold.status, hold.refunded_points, hold.created, hold.closed = Hold.HELD, ZERO, now, None
+    hold.save()
+    return hold
+
+
+def release(order_number, description=None, older_than=None):
+    """Give the points held for ``order_number`` back, unless the order exists after all
+    (then they are captured: the order was paid with them). ``older_than``: only a hold
+    created before that moment (the periodic clean-up re-checks under the lock)."""
+    with transaction.atomic():
+        hold = _locked(order_number)
+        if hold is None or hold.status != Hold.HELD:
+            return hold
+        if older_than is not None and hold.created >= older_than:
+            return hold
+        order = Order.objects.filter(number=order_number).first()
+        if order is None:
+            _release_locked(
+                hold,
+                description
+                or _("Order %(number)s was not placed: points returned") % {"number": order_number},
+            )
+            return hold
+    return capture(order)
+
+
+def capture(order):
+    """The order exists: its held points are spent. Safe to call any number of times."""
+    with transaction.atomic():
+        hold = _locked(order.number)
+        if hold is None:
+            return None
+        if hold.status == Hold.RELEASED:
+            # The hold timed out while the customer was away, yet the order was placed:
+            # reserve the points again, or leave it for a manager if they are gone.
+            try:
+                with transaction.atomic():
+                    hold = _hold(hold.card, order.number, hold.points, hold.money)
+            except LoyaltyError:
+                logger.error(
+                    "Order %s was placed but its released points could not be taken again",
+                    order.number,
+                )
+                return hold
+        if hold.status == Hold.HELD:
+            ledger.capture(
+                hold.card,
+                hold.points,
+                _key(order.number, "capture"),
+                order_number=order.number,
+                description=_("Payment for order %(number)s confirmed") % {"number": order.number},
+            )
+            hold.status, hold.closed = Hold.CAPTURED, timezone.now()
+            hold.save(update_fields=["status", "closed"])
+    return hold
+
+
+def release_stale_holds(now=None):
+    """Release holds older than ``conf.hold_timeout_minutes`` whose order never came (the
+    process died, the customer left the payment page); capture those whose order exists."""
+    cutoff = (now or timezone.now()) - timedelta(minutes=conf.hold_timeout_minutes)
+    done = 0
+    for number in Hold.objects.filter(status=Hold.HELD, created__lt=cutoff).values_list(
+        "order_number", flat=True
+    ):
+        try:
+            release(number, older_than=cutoff)
+            done += 1
+        except Exception:
+            logger.exception("Could not settle the stale hold of order %s", number)
+    return done
+
+
+# --- the order's payment source ------------------------------------------------------------
+
+
+def source_type():
+    """The "Bonus points" payment source type, created on first use."""
+    found, _created = SourceType.objects.get_or_create(
+        code=SOURCE_TYPE_CODE, defaults={"name": SOURCE_TYPE_NAME}
+    )
+    return found
+
+
+def payment_source(card, money, currency, order_number):
+    """An unsaved "Bonus points" payment source for the checkout to attach to the order.
+
+    It is saved only if the order is (Oscar saves sources with the order), and an order
+    that exists has its held points captured, so the money counts as debited from the start;
+    refunds are added to it as they happen.
+    """
+    source = Source(
+        source_type=source_type(),
+        currency=currency,
+        amount_allocated=money,
+        amount_debited=money,
+        reference=card.number,
+        label=card.number,
+    )
+    source.create_deferred_transaction(
+        PaymentTransaction.DEBIT, money, reference=_key(order_number, "hold")
+    )
+    return source
+
+
+def _source(order):
+    return order.sources.filter(source_type__code=SOURCE_TYPE_CODE).first()
+
+
+def _sync_refunds(order, hold, key):
+    """Mirror the points returned so far on the order's payment source, if it has one."""
+    source = _source(order)
+    refunded_money = _refunded_money(hold)
+    if source is not None and source.amount_refunded < refunded_money:
+        source.refund(refunded_money - source.amount_refunded, reference=key)
+
+
+def _refunded_money(hold):
+    if hold.refunded_points >= hold.points:
+        return hold.money
+    return _down(hold.money * hold.refunded_points / hold.points)
+
+
+# --- after the order -----------------------------------------------------------------------
+
+
+def _refund(order, suffix, amount_of, description):
+    key = _key(order.number, f"refund:{suffix}")
+    with transaction.atomic():
+        hold = _locked(order.number)
+        if hold is not None and hold.status == Hold.HELD:
+            hold = capture(order)
+        if hold is None or hold.status != Hold.CAPTURED:
+            return ZERO
+        if Transfer.objects.filter(key=key).exists():
+            return ZERO
+        amount = min(amount_of(hold), hold.points - hold.refunded_points)
+        if amount <= 0:
+            return ZERO
+        ledger.refund(hold.card, amount, key, order_number=order.number, description=description)
+        hold.refunded_points += amount
+        hold.save(update_fields=["refunded_points"])
+        _sync_refunds(order, hold, key)
+    return amount
+
+
+def refund_order(order):
+    """The order was cancelled: every point spent on it that is not back yet returns."""
+    return _refund(
+        order,
+        "all",
+        lambda hold: hold.points,
+        _("Order %(number)s cancelled: points returned") % {"number": order.number},
+    )
+
+
+def refund_lines(order, lines):
+    """Some lines were cancelled or refunded: their share of the spent points returns.
+
+    A line's share is its part of what points could pay for (its price against all lines,
+    plus shipping if shipping was payable), rounded down; once every line is refunded the
+    rest returns, so nothing is lost to rounding.
+    """
+    # Not ``order.lines``: the dashboard's order may carry them prefetched, statuses stale.
+    all_lines = list(OrderLine.objects.filter(order_id=order.pk))
+    refunded = set(conf.refunded_line_statuses)
+    everything_back = all(line.status in refunded for line in all_lines)
+    lines_total = sum((line.line_price_incl_tax for line in all_lines), ZERO)
+    returned = ZERO
+    for line in lines:
+
+        def share(hold, line=line):
+            if everything_back:
+                return hold.points
+            base = lines_total + (
+                order.shipping_incl_tax if hold.card.program.shipping_payable else ZERO
+            )
+            if base <= 0:
+                return ZERO
+            return _down(hold.points * min(line.line_price_incl_tax / base, Decimal(1)))
+
+        returned += _refund(
+            order,
+            line.pk,
+            share,
+            _("Refund on order %(number)s: points returned") % {"number": order.number},
+        )
+    return returned
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderPoints:
+    """Points of one order, for the customer's and the manager's pages."""
+
+    hold: object  # Hold or None
+    accruals: list
+    total: Decimal = ZERO  # the order total
+
+    @property
+    def left_to_pay(self):
+        return max(self.total - self.spent_money, ZERO)
+
+    @property
+    def spent(self):
+        return self.hold.points if self.hold and self.hold.status != Hold.RELEASED else ZERO
+
+    @property
+    def spent_money(self):
+        return self.hold.money if self.hold and self.hold.status != Hold.RELEASED else ZERO
+
+    @property
+    def returned(self):
+        return self.hold.refunded_points if self.hold else ZERO
+
+    @property
+    def earned(self):
+        return sum((a.points for a in self.accruals), ZERO)
+
+    @property
+    def pending(self):
+        return sum((a.remaining for a in self.accruals if a.status == a.PENDING), ZERO)
+
+    @property
+    def posted(self):
+        return sum((a.remaining for a in self.accruals if a.status == a.POSTED), ZERO)
+
+    @property
+    def taken_back(self):
+        return sum((a.reversed_points for a in self.accruals), ZERO)
+
+    def __bool__(self):
+        return bool(self.hold or self.accruals)
+
+
+def order_points(order):
+    """What ``order`` spent, earns and returned, in two queries."""
+    hold = Hold.objects.filter(order_number=order.number).select_related("card").first()
+    accruals = list(Accrual.objects.filter(order_number=order.number).select_related("card"))
+    return OrderPoints(hold=hold, accruals=accruals, total=order.total_incl_tax)

@@ -1,0 +1,1 @@
+"""The sandbox's fork of Oscar's checkout app (made with ``manage.py oscar_fork_app``)."""

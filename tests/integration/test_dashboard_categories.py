@@ -1,0 +1,208 @@
+"""Customer categories in the dashboard: the three defaults, editing, and putting them on one
+customer, on ticked cards and on every customer of the card list's filter."""
+
+import pytest
+from django.utils import translation
+from oscar.core.loading import get_model
+
+from tests import factories
+from tests.integration.dashboard_support import (
+    card_for,
+    logged_in,
+    make_staff,
+    resolvable_navigation,
+    url,
+)
+
+Category = get_model("oscar_loyalty", "Category")
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _navigation(settings):
+    resolvable_navigation(settings)
+
+
+@pytest.fixture
+def client_m(client):
+    return logged_in(client, make_staff())
+
+
+def page(response):
+    assert response.status_code == 200, response.status_code
+    return response.content.decode()
+
+
+def members(category):
+    return set(category.customers.values_list("email", flat=True))
+
+
+def test_a_new_shop_has_regular_loyal_and_vip():
+    names = set(Category.objects.values_list("name", flat=True))
+    assert names == {"Regular", "Loyal", "VIP"}
+
+
+def test_default_names_are_shown_through_the_translation_catalogue(monkeypatch):
+    """Stored in English; shown with gettext, so the Russian catalogue names them."""
+    regular = Category.objects.get(name="Regular")
+    assert str(regular) == "Regular"
+    seen = []
+    monkeypatch.setattr(
+        translation._trans, "gettext", lambda text: seen.append(text) or f"<{text}>"
+    )
+    assert str(regular) == "<Regular>"
+    own = Category.objects.create(name="Wholesale", colour="#000000")
+    assert str(own) == "Wholesale" and "Wholesale" not in seen
+
+
+def test_create_edit_and_delete_a_category(client_m):
+    client_m.post(url("loyalty-category-create"), {"name": "Wholesale", "colour": "#ff8800"})
+    wholesale = Category.objects.get(name="Wholesale")
+    assert wholesale.colour == "#ff8800"
+    content = page(client_m.get(url("loyalty-category-list")))
+    assert "Wholesale" in content and "background-color: #ff8800" in content
+
+    content = page(
+        client_m.post(
+            url("loyalty-category-update", wholesale.pk), {"name": "Wholesale", "colour": "red"}
+        )
+    )
+    assert "Enter a colour like #1f77b4." in content
+    client_m.post(
+        url("loyalty-category-update", wholesale.pk), {"name": "Trade", "colour": "#00ff00"}
+    )
+    assert Category.objects.get(pk=wholesale.pk).name == "Trade"
+
+    customer = factories.make_customer("c@example.com")
+    wholesale.customers.add(customer)
+    content = page(client_m.get(url("loyalty-category-delete", wholesale.pk)))
+    assert "1 customer has this category" in content
+    client_m.post(url("loyalty-category-delete", wholesale.pk))
+    assert not Category.objects.filter(pk=wholesale.pk).exists()
+    assert type(customer).objects.filter(pk=customer.pk).exists()
+
+
+def test_category_names_are_unique(client_m):
+    content = page(
+        client_m.post(url("loyalty-category-create"), {"name": "VIP", "colour": "#000000"})
+    )
+    assert "already exists" in content
+
+
+def test_assign_and_remove_on_one_customer_from_the_card_page(client_m, card):
+    vip = Category.objects.get(name="VIP")
+    card_page = url("loyalty-card-detail", card.pk)
+    target = url("loyalty-customer-categories", card.user_id)
+    response = client_m.post(target, {"category": vip.pk, "action": "add", "next": card_page})
+    assert response["Location"] == card_page
+    assert members(vip) == {"olga@example.com"}
+    assert f"background-color: {vip.colour}" in page(client_m.get(card_page))
+
+    client_m.post(target, {"category": vip.pk, "action": "remove", "next": card_page})
+    assert members(vip) == set()
+
+
+def test_customer_page_shows_chips_and_assigns(client_m, customer):
+    loyal = Category.objects.get(name="Loyal")
+    detail = url("dashboard:user-detail", customer.pk)
+    content = page(client_m.get(detail))
+    assert "loyalty-customer-categories" in content and "No categories" in content
+    response = client_m.post(
+        url("loyalty-customer-categories", customer.pk),
+        {"category": loyal.pk, "action": "add", "next": detail},
+    )
+    assert response["Location"] == detail
+    assert f"background-color: {loyal.colour}" in page(client_m.get(detail))
+
+
+def test_next_must_stay_on_the_site(client_m, customer):
+    loyal = Category.objects.get(name="Loyal")
+    response = client_m.post(
+        url("loyalty-customer-categories", customer.pk),
+        {"category": loyal.pk, "action": "add", "next": "https://evil.example.com/"},
+    )
+    assert response["Location"] == url("dashboard:user-detail", customer.pk)
+
+
+@pytest.fixture
+def three(program):
+    return [
+        card_for(program, "a@example.com", lifetime_spend=500),
+        card_for(program, "b@example.com", lifetime_spend=1500),
+        card_for(program, "c@example.com", lifetime_spend=5000),
+    ]
+
+
+def test_assign_to_ticked_cards(client_m, three):
+    vip = Category.objects.get(name="VIP")
+    response = client_m.post(
+        url("loyalty-card-categories"),
+        {
+            "category": vip.pk,
+            "action": "add",
+            "scope": "selected",
+            "selected_card": [three[0].pk, three[2].pk],
+            "query": "",
+        },
+    )
+    assert response["Location"] == url("loyalty-card-list")
+    assert members(vip) == {"a@example.com", "c@example.com"}
+
+
+def test_ticking_nothing_says_so(client_m, three):
+    vip = Category.objects.get(name="VIP")
+    response = client_m.post(
+        url("loyalty-card-categories"),
+        {"category": vip.pk, "action": "add", "scope": "selected", "query": ""},
+        follow=True,
+    )
+    assert "Tick the cards" in page(response)
+    assert members(vip) == set()
+
+
+def test_assign_to_all_matching_cards_after_confirming_the_count(client_m, three):
+    vip = Category.objects.get(name="VIP")
+    data = {"category": vip.pk, "action": "add", "scope": "matching", "query": "spend_min=1000"}
+    content = page(client_m.post(url("loyalty-card-categories"), data))
+    assert "2 customers will get this category" in content
+    assert "Completed orders total from 1000" in content
+    assert members(vip) == set()  # nothing before the confirmation
+
+    response = client_m.post(url("loyalty-card-categories"), {**data, "confirmed": "1"})
+    assert response["Location"] == url("loyalty-card-list") + "?spend_min=1000"
+    assert members(vip) == {"b@example.com", "c@example.com"}
+
+    remove = {**data, "action": "remove", "query": "", "confirmed": "1"}
+    client_m.post(url("loyalty-card-categories"), remove)
+    assert members(vip) == set()
+
+
+def test_a_broken_filter_never_means_everyone(client_m, three):
+    vip = Category.objects.get(name="VIP")
+    data = {"category": vip.pk, "action": "add", "scope": "matching"}
+    data |= {"query": "spend_min=lots", "confirmed": "1"}
+    client_m.post(url("loyalty-card-categories"), data)
+    assert members(vip) == set()
+
+
+def test_bulk_category_needs_the_permission(client, three):
+    from django.contrib.auth.models import Permission
+
+    clerk = make_staff("clerk@example.com", perms=False)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_card"))
+    logged_in(client, clerk)
+    vip = Category.objects.get(name="VIP")
+    data = {"category": vip.pk, "action": "add", "scope": "selected"}
+    response = client.post(url("loyalty-card-categories"), {**data, "selected_card": three[0].pk})
+    assert response.status_code == 403
+    assert members(vip) == set()
+
+
+def test_russian_shows_the_default_names_translated():
+    """Skipped until the package's Russian catalogue names them (the lead compiles it)."""
+    with translation.override("ru"):
+        shown = str(Category.objects.get(name="Regular"))
+    if shown == "Regular":
+        pytest.skip("the Russian catalogue does not translate “Regular” yet")
+    assert shown == "Постоянный"

@@ -1,0 +1,185 @@
+"""Reading an import table's cells: amounts, phones, card numbers, headers (``imports``)."""
+
+import random
+from decimal import Decimal
+
+import pytest
+
+from oscar_loyalty import excel, imports, phones
+from oscar_loyalty.exceptions import PhoneInvalid
+
+D = Decimal
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("", None),
+        ("100", D("100")),
+        ("1 000", D("1000")),
+        ("1\u00a0000,50", D("1000.50")),  # Excel's no-break space and decimal comma
+        ("12,5", D("12.5")),
+        ("12.5", D("12.5")),
+        ("-50", D("-50")),
+        ("\u221250", D("-50")),  # a typographic minus
+        ("+20", D("20")),
+        ("1,234.56", D("1234.56")),
+        ("1.234,56", D("1234.56")),
+        ("1.000.000", D("1000000")),
+        ("0", D("0")),
+    ],
+)
+def test_amounts_as_managers_type_them(text, value):
+    assert imports.parse_amount(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("abc", "is not a number"),
+        ("10 руб", "is not a number"),
+        ("1,500", "ambiguous"),
+        ("12.345", "ambiguous"),
+        ("0.125", "ambiguous"),
+        ("1.5.5", "is not a number"),
+        ("-", "is not a number"),
+        ("1,005.255", "more than two decimal places"),
+        ("10000000000000", "too large"),
+    ],
+)
+def test_amounts_refused_with_a_reason(text, reason):
+    with pytest.raises(imports.AmountError, match=reason):
+        imports.parse_amount(text)
+
+
+@pytest.mark.parametrize(
+    "header, role",
+    [
+        ("Телефон", imports.PHONE),
+        ("Номер карты", imports.NUMBER),
+        ("Пополнение", imports.TOPUP),
+        ("Актуальный баланс", imports.BALANCE),
+        ("Phone", imports.PHONE),
+        ("Card number", imports.NUMBER),
+        ("Top-up", imports.TOPUP),
+        ("Actual balance", imports.BALANCE),
+        ("ТЕЛЕФОН КЛИЕНТА", imports.PHONE),
+        ("Баланс, баллы", imports.BALANCE),
+        ("Комментарий", ""),
+        ("", ""),
+    ],
+)
+def test_header_words_in_russian_or_english(header, role):
+    assert imports.role_of_header(header) == role
+
+
+def table(text):
+    return excel.read_pasted(text)
+
+
+def test_mapping_is_guessed_from_the_header_in_any_order():
+    t = table("Актуальный баланс\tКомментарий\tТелефон\tНомер карты\n5\tx\t79123456789\t\n")
+    assert imports.guess_header(t)
+    assert imports.guess_mapping(t, True) == [imports.BALANCE, "", imports.PHONE, imports.NUMBER]
+
+
+def test_mapping_is_guessed_from_the_cells_without_a_header():
+    t = table("100\t79123456789\t4000000000006\t500\n\t79123456790\t\t-5\n")
+    assert not imports.guess_header(t)
+    mapping = imports.guess_mapping(t, False)
+    assert mapping == [imports.TOPUP, imports.PHONE, imports.NUMBER, imports.BALANCE]
+
+
+def test_a_header_of_unknown_words_is_still_a_header():
+    t = table("Клиент\tДеньги\n79123456789\t5\n")
+    assert imports.guess_header(t)
+
+
+def test_mapping_errors():
+    assert imports.mapping_errors([imports.PHONE, imports.PHONE])
+    assert imports.mapping_errors([imports.TOPUP, ""])
+    assert not imports.mapping_errors([imports.NUMBER, imports.BALANCE])
+
+
+def parse(cells, mapping=(imports.PHONE, imports.NUMBER, imports.TOPUP, imports.BALANCE)):
+    return imports.parse_row(2, tuple(cells), list(mapping), imports.PhoneReader("RU"))
+
+
+def test_a_row_is_read_by_the_mapping():
+    row = parse(["8 (912) 345-67-89", "4000 0000 0000 6", "-10,5", "0"])
+    assert row.errors == []
+    assert (row.phone, row.number, row.topup, row.balance) == (
+        "79123456789",
+        "4000000000006",
+        D("-10.50"),
+        D("0"),
+    )
+
+
+def test_a_zero_top_up_means_nothing_and_blank_cells_stay_blank():
+    row = parse(["79123456789", "", "0", ""])
+    assert (row.number, row.topup, row.balance) == ("", None, None)
+
+
+@pytest.mark.parametrize(
+    "cells, column, reason",
+    [
+        (["12345", "", "", ""], imports.PHONE, "not a valid phone number"),
+        (["79123456789", "4000000000007", "", ""], imports.NUMBER, "check digit"),
+        (["79123456789", "12ab", "", ""], imports.NUMBER, "digits only"),
+        (["79123456789", "", "", "-5"], imports.BALANCE, "cannot be negative"),
+        (["79123456789", "", "1,500", ""], imports.TOPUP, "ambiguous"),
+        (["", "", "5", ""], imports.PHONE, "Fill in the phone or the card number"),
+    ],
+)
+def test_row_errors_say_which_column_and_why(cells, column, reason):
+    row = parse(cells)
+    assert [role for role, _message in row.errors] == [column]
+    assert reason in row.errors[0][1]
+
+
+def test_a_card_number_excel_cut_to_fifteen_digits_says_so():
+    row = parse(["79123456789", "1234567890123450", "", ""])
+    assert "15 digits" in row.errors[0][1]
+
+
+# --- the fast phone path agrees with phones.normalise ---------------------------------------
+
+
+def _slow(text, region):
+    try:
+        return phones.normalise(text, region)
+    except PhoneInvalid:
+        return None
+
+
+def _fast(reader, text):
+    try:
+        return reader.normalise(text)
+    except PhoneInvalid:
+        return None
+
+
+@pytest.mark.parametrize("region", ["RU", "KZ", "GB", "US", "DE"])
+def test_phone_reader_matches_phones_normalise(region):
+    reader = imports.PhoneReader(region)
+    code = reader.code
+    generator = random.Random(region)
+    samples = []
+    for _ in range(4000):
+        length = generator.choice([9, 10, 10, 10, 11, 12])
+        digits = "".join(generator.choice("0123456789") for _ in range(length))
+        samples.append(code + digits)
+        samples.append("+" + code + " " + digits[:3] + " " + digits[3:])
+        samples.append("8" + digits)
+    samples += ["79123456789", "+7 (912) 345-67-89", "77012345678", "78001234567", "7800123456"]
+    disagreements = [s for s in samples if _fast(reader, s) != _slow(s, region)]
+    assert disagreements == []
+    assert sum(1 for s in samples if _slow(s, region)) > 100  # the sample has valid phones
+
+
+def test_phone_reader_takes_the_fast_path_for_canonical_phones(monkeypatch):
+    reader = imports.PhoneReader("RU")
+    monkeypatch.setattr(phones, "normalise", lambda *a, **k: pytest.fail("slow path taken"))
+    assert reader.normalise("79123456789") == "79123456789"
+    assert reader.normalise("+7 912 345-67-89") == "79123456789"

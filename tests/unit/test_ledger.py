@@ -1,0 +1,417 @@
+"""The ledger: balances move only by transfers, never below zero, and replays count once."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from oscar.core.loading import get_model
+
+from oscar_loyalty import cards, ledger
+from oscar_loyalty.audit import audit
+from oscar_loyalty.exceptions import (
+    CardUnavailable,
+    InsufficientPoints,
+    InvalidAmount,
+    KeyConflict,
+)
+from tests.factories import make_card, make_customer, make_program, refreshed
+
+Account = get_model("oscar_loyalty", "Account")
+Transfer = get_model("oscar_loyalty", "Transfer")
+
+D = Decimal
+pytestmark = pytest.mark.django_db
+
+
+def issued(program):
+    return ledger.balance(ledger.system_account(program, ledger.ISSUED))
+
+
+def earn(card, amount, key="earn-1", **details):
+    return ledger.credit_card(card, amount, key, **details)
+
+
+# --- amounts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["10", 10, D("10.5"), "0.01", D("1E+1")])
+def test_amounts_are_positive_two_place_decimals(value):
+    amount = ledger.to_amount(value)
+    assert isinstance(amount, Decimal)
+    assert amount == D(str(value))
+    assert amount.as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("0", "not a positive amount"),
+        ("-5", "not a positive amount"),
+        ("1.005", "more than two decimal places"),
+        ("abc", "not a number"),
+        ("NaN", "not a positive amount"),
+        ("Infinity", "not a positive amount"),
+        (None, "not a number"),
+    ],
+)
+def test_bad_amounts_are_refused_with_a_reason(value, says):
+    with pytest.raises(InvalidAmount, match=says):
+        ledger.to_amount(value)
+
+
+def test_floats_never_sneak_in_as_binary_fractions():
+    assert ledger.to_amount(0.1) == D("0.10")
+
+
+# --- earning and spending --------------------------------------------------------------------
+
+
+def test_credit_moves_points_from_the_programme_into_the_card(card, program):
+    transfer = earn(card, "150", description="Welcome points")
+
+    assert refreshed(card).balance == D("150.00")
+    assert issued(program) == D("-150.00")
+    assert transfer.debit == ledger.system_account(program, ledger.ISSUED)
+    assert transfer.credit_id == card.account_id
+    assert transfer.kind == Transfer.EARN
+    assert audit() == []
+
+
+def test_debit_takes_points_out_and_history_shows_both_moves_newest_first(card, program):
+    earn(card, "100", description="Points for order 1")
+    ledger.debit_card(card, "30", "spend-1", description="Paid for order 2")
+
+    card = refreshed(card)
+    assert card.balance == D("70.00")
+    assert ledger.balance(ledger.system_account(program, ledger.REDEEMED)) == D("30.00")
+    moves = [(t.description, t.change) for t in ledger.history(card)]
+    assert moves == [("Paid for order 2", D("-30.00")), ("Points for order 1", D("100.00"))]
+
+
+def test_a_spend_larger_than_the_balance_is_refused_and_changes_nothing(card):
+    earn(card, "50")
+
+    with pytest.raises(InsufficientPoints) as caught:
+        ledger.debit_card(card, "50.01", "spend-too-much")
+
+    assert caught.value.available == D("50.00")
+    assert caught.value.wanted == D("50.01")
+    assert "50.00 available" in str(caught.value)
+    assert refreshed(card).balance == D("50.00")
+    assert not Transfer.objects.filter(key="spend-too-much").exists()
+
+
+def test_the_whole_balance_can_be_spent(card):
+    earn(card, "50")
+    ledger.debit_card(card, "50", "spend-all")
+    assert refreshed(card).balance == D("0.00")
+
+
+def test_the_exact_remaining_balance_can_be_spent_after_uneven_moves(card):
+    """21.56 - 10.15 is 11.41 exactly, also on SQLite, which stores decimals as floats."""
+    earn(card, "21.56")
+    ledger.debit_card(card, "10.15", "spend-1")
+    ledger.debit_card(card, "11.41", "spend-2")
+    assert refreshed(card).balance == D("0.00")
+    assert audit() == []
+
+
+def test_a_stale_card_object_cannot_overspend(card):
+    """The balance check is made by the database, not on the Python object."""
+    earn(card, "40")
+    stale = refreshed(card)
+    ledger.debit_card(card, "30", "spend-a")
+
+    with pytest.raises(InsufficientPoints):
+        ledger.debit_card(stale, "30", "spend-b")
+    assert refreshed(card).balance == D("10.00")
+
+
+def test_the_database_refuses_a_negative_card_balance(card):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Account.objects.filter(pk=card.account_id).update(balance=D("-1"))
+
+
+def test_the_database_refuses_a_positive_debt(card):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Account.objects.filter(pk=card.debt_account_id).update(balance=D("1"))
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+
+def test_the_same_credit_twice_returns_the_first_transfer_and_counts_once(card):
+    first = earn(card, "100", key="order:1:earn")
+    again = earn(card, "100", key="order:1:earn")
+
+    assert again.pk == first.pk
+    assert refreshed(card).balance == D("100.00")
+    assert Transfer.objects.filter(key__startswith="order:1:").count() == 1
+
+
+def test_the_same_debit_twice_counts_once_even_when_the_balance_would_not_allow_it(card):
+    earn(card, "100")
+    first = ledger.debit_card(card, "80", "order:2:spend")
+    again = ledger.debit_card(card, "80", "order:2:spend")
+
+    assert again.pk == first.pk
+    assert refreshed(card).balance == D("20.00")
+
+
+def test_the_same_key_with_another_amount_is_a_conflict(card):
+    earn(card, "100", key="order:1:earn")
+    with pytest.raises(KeyConflict) as caught:
+        earn(card, "101", key="order:1:earn")
+    assert caught.value.key == "order:1:earn"
+    assert refreshed(card).balance == D("100.00")
+
+
+def test_the_same_key_for_another_card_is_a_conflict(card, program):
+    other = make_card(program, user=make_customer())
+    earn(card, "100", key="order:1:earn")
+    with pytest.raises(KeyConflict):
+        earn(other, "100", key="order:1:earn")
+    with pytest.raises(KeyConflict):
+        ledger.debit_card(card, "100", "order:1:earn")
+    assert refreshed(other).balance == D("0.00")
+
+
+def test_a_spend_key_reused_with_other_content_is_a_conflict(card):
+    earn(card, "100")
+    ledger.debit_card(card, "10", "order:3:spend")
+    with pytest.raises(KeyConflict):
+        ledger.debit_card(card, "20", "order:3:spend")
+    assert refreshed(card).balance == D("90.00")
+
+
+# --- blocked, closed, not participating ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_unusable, says",
+    [
+        (lambda c: cards.block(c, reason="Lost"), "is blocked"),
+        (lambda c: cards.close(c), "is closed"),
+    ],
+)
+def test_an_unusable_card_neither_earns_nor_spends_and_says_why(card, make_unusable, says):
+    earn(card, "100")
+    card = make_unusable(card)
+
+    with pytest.raises(CardUnavailable, match=says):
+        earn(card, "10", key="earn-2")
+    with pytest.raises(CardUnavailable, match=says):
+        ledger.debit_card(card, "10", "spend-1")
+    with pytest.raises(CardUnavailable, match=says):
+        ledger.hold(card, "10", "hold-1")
+    assert refreshed(card).balance == D("100.00")
+
+
+def test_a_card_that_does_not_participate_cannot_earn_or_spend(card):
+    earn(card, "100")
+    type(card).objects.filter(pk=card.pk).update(participates=False)
+    card = refreshed(card)
+
+    with pytest.raises(CardUnavailable, match="does not take part"):
+        earn(card, "10", key="earn-2")
+    with pytest.raises(CardUnavailable, match="does not take part"):
+        ledger.debit_card(card, "10", "spend-1")
+
+
+# --- taking back, debt and reversals ---------------------------------------------------------
+
+
+def test_taking_back_unspent_points_leaves_no_debt(card):
+    earn(card, "100")
+    ledger.take_back(card, "60", "refund-1", description="Refund on order 1")
+
+    card = refreshed(card)
+    assert (card.balance, card.debt) == (D("40.00"), D("0.00"))
+
+
+def test_taking_back_spent_points_records_the_rest_as_debt(card, program):
+    earn(card, "100")
+    ledger.debit_card(card, "70", "spend-1")
+
+    legs = ledger.take_back(card, "100", "refund-1", description="Refund on order 1")
+
+    card = refreshed(card)
+    assert card.balance == D("0.00")
+    assert card.debt == D("70.00")
+    assert [(leg.kind, leg.amount) for leg in legs] == [
+        (Transfer.REVERSE, D("30.00")),
+        (Transfer.DEBT, D("70.00")),
+    ]
+    assert issued(program) == D("0.00")  # everything given out came back (as points or debt)
+    assert audit() == []
+
+
+def test_taking_back_from_an_empty_card_is_all_debt(card):
+    legs = ledger.take_back(card, "25", "refund-1")
+    assert [(leg.key, leg.kind) for leg in legs] == [("refund-1", Transfer.DEBT)]
+    assert refreshed(card).debt == D("25.00")
+
+
+def test_later_earnings_repay_debt_first(card):
+    ledger.take_back(card, "70", "refund-1")
+
+    earn(card, "50", key="earn-2")
+    card = refreshed(card)
+    assert (card.balance, card.debt) == (D("0.00"), D("20.00"))
+
+    earn(card, "50", key="earn-3")
+    card = refreshed(card)
+    assert (card.balance, card.debt) == (D("30.00"), D("0.00"))
+    repays = Transfer.objects.filter(kind=Transfer.REPAY).order_by("id")
+    assert [(t.key, t.amount) for t in repays] == [("earn-2:repay", 50), ("earn-3:repay", 20)]
+    assert audit() == []
+
+
+def test_a_replayed_credit_does_not_repay_debt_twice(card):
+    ledger.take_back(card, "30", "refund-1")
+    earn(card, "50", key="earn-2")
+    earn(card, "50", key="earn-2")
+
+    card = refreshed(card)
+    assert (card.balance, card.debt) == (D("20.00"), D("0.00"))
+    assert Transfer.objects.filter(key__startswith="earn-2").count() == 2
+
+
+def test_taking_back_works_on_a_blocked_card(card):
+    """A refund never depends on the card's state."""
+    earn(card, "100")
+    card = cards.block(card)
+    ledger.take_back(card, "100", "refund-1")
+    assert refreshed(card).balance == D("0.00")
+
+
+def test_reversing_an_earning_points_at_it_and_keeps_its_description(card):
+    earning = earn(card, "100", description="Points for order 7", order_number="7")
+
+    reversal = ledger.reverse(earning, "order:7:reverse")
+
+    assert reversal.reverses == earning
+    assert reversal.description == "Points for order 7"
+    assert reversal.order_number == "7"
+    assert refreshed(card).balance == D("0.00")
+    assert list(earning.reversals.all()) == [reversal]
+
+
+def test_a_partial_reversal_of_a_spent_earning_becomes_debt(card):
+    earning = earn(card, "100")
+    ledger.debit_card(card, "90", "spend-1")
+
+    ledger.reverse(earning, "reverse-1", amount="40")
+
+    card = refreshed(card)
+    assert (card.balance, card.debt) == (D("0.00"), D("30.00"))
+
+
+def test_reversing_a_spend_gives_the_points_back(card, program):
+    earn(card, "100")
+    spend = ledger.debit_card(card, "40", "spend-1")
+
+    reversal = ledger.reverse(spend, "spend-1:reverse")
+
+    assert reversal.credit_id == card.account_id
+    assert reversal.debit == ledger.system_account(program, ledger.REDEEMED)
+    assert refreshed(card).balance == D("100.00")
+    assert ledger.reverse(spend, "spend-1:reverse").pk == reversal.pk
+    assert refreshed(card).balance == D("100.00")
+
+
+# --- checkout holds --------------------------------------------------------------------------
+
+
+def test_hold_then_capture_pays_with_the_held_points(card, program):
+    earn(card, "100")
+    ledger.hold(card, "60", "order:9:hold")
+    assert refreshed(card).balance == D("40.00")
+    assert ledger.balance(ledger.system_account(program, ledger.HELD)) == D("60.00")
+
+    ledger.capture(card, "60", "order:9:capture")
+
+    assert refreshed(card).balance == D("40.00")
+    assert ledger.balance(ledger.system_account(program, ledger.HELD)) == D("0.00")
+    assert ledger.balance(ledger.system_account(program, ledger.REDEEMED)) == D("60.00")
+    assert audit() == []
+
+
+def test_a_released_hold_gives_the_points_back_once(card):
+    earn(card, "100")
+    ledger.hold(card, "60", "order:9:hold")
+    ledger.release(card, "60", "order:9:release")
+    ledger.release(card, "60", "order:9:release")
+    assert refreshed(card).balance == D("100.00")
+
+
+def test_a_hold_cannot_reserve_more_than_the_balance(card):
+    earn(card, "10")
+    with pytest.raises(InsufficientPoints):
+        ledger.hold(card, "11", "order:9:hold")
+    assert refreshed(card).balance == D("10.00")
+
+
+def test_a_refund_returns_paid_points_even_to_a_blocked_card(card, program):
+    earn(card, "100")
+    ledger.hold(card, "60", "order:9:hold")
+    ledger.capture(card, "60", "order:9:capture")
+    card = cards.block(card)
+
+    ledger.refund(card, "25", "order:9:refund:line:1")
+    ledger.refund(card, "25", "order:9:refund:line:1")
+
+    assert refreshed(card).balance == D("65.00")
+    assert ledger.balance(ledger.system_account(program, ledger.REDEEMED)) == D("35.00")
+
+
+# --- programmes are separate -----------------------------------------------------------------
+
+
+def test_each_programme_has_its_own_system_accounts(card, program, customer):
+    other_program = make_program(
+        code="coffee", name="Coffee club", grades=[("All", "0", "10", "#000000")]
+    )
+    other = make_card(other_program, user=customer)
+    earn(card, "100", key="a")
+    earn(other, "7", key="b")
+
+    assert issued(program) == D("-100.00")
+    assert issued(other_program) == D("-7.00")
+    assert audit() == []
+
+
+# --- immutability ----------------------------------------------------------------------------
+
+
+def test_a_transfer_cannot_be_changed_or_deleted_through_the_model(card):
+    transfer = earn(card, "100")
+    transfer.amount = D("1000")
+    with pytest.raises(ValueError, match="immutable"):
+        transfer.save()
+    with pytest.raises(ValueError, match="immutable"):
+        transfer.delete()
+    assert Transfer.objects.get(pk=transfer.pk).amount == D("100.00")
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_to_update_or_delete_a_transfer(card):
+    transfer = earn(card, "100")
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        Transfer.objects.filter(pk=transfer.pk).update(amount=D("1000"))
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM oscar_loyalty_transfer WHERE id = %s", [transfer.pk])
+    assert Transfer.objects.get(pk=transfer.pk).amount == D("100.00")
+
+
+def test_a_transfer_needs_two_different_accounts_and_a_positive_amount(card, program):
+    issued_account = ledger.system_account(program, ledger.ISSUED)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Transfer.objects.create(
+            key="bad-1", kind=Transfer.EARN, debit=issued_account, credit=issued_account, amount=1
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Transfer.objects.create(
+            key="bad-2", kind=Transfer.EARN, debit=issued_account, credit=card.account, amount=0
+        )
