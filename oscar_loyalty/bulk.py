@@ -29,7 +29,6 @@ from oscar_loyalty.exceptions import LoyaltyError
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
-Program = get_model("oscar_loyalty", "Program")
 Transfer = get_model("oscar_loyalty", "Transfer")
 
 logger = logging.getLogger(__name__)
@@ -82,59 +81,37 @@ def create(
     return jobs.create(kind, ids, params=params, by=by)
 
 
-# What the ledger's rules read of a card: its accounts, programme and state.
-CARD_FIELDS = (
-    "id",
-    "number",
-    "status",
-    "participates",
-    "program_id",
-    "account_id",
-    "debt_account_id",
-)
-
-
-def _cards(items):
-    found = list(Card.objects.filter(pk__in=items).only(*CARD_FIELDS).order_by("pk"))
-    programs = Program.objects.in_bulk({card.program_id for card in found})
-    for card in found:
-        card.program = programs[card.program_id]
-    by_id = {card.pk: card for card in found}
-    missing = [pk for pk in dict.fromkeys(items) if pk not in by_id]
-    return list(by_id.values()), missing
-
-
-def _failure(card, error):
-    return {"item": card.pk, "card": card.number, "reason": str(error)}
-
-
-def _missing(ids):
-    return [{"item": pk, "card": "", "reason": _("The card no longer exists.")} for pk in ids]
+def _failures(errors):
+    """``[(card_id, error)]`` as the job's failure records, with the cards' numbers."""
+    numbers = dict(
+        Card.objects.filter(pk__in=[pk for pk, _error in errors]).values_list("pk", "number")
+    )
+    return [{"item": pk, "card": numbers.get(pk, ""), "reason": str(error)} for pk, error in errors]
 
 
 def _run(job, items, write_many, write_one):
-    """Move points of the chunk's cards set-based, or card by card if that fails."""
-    cards, missing = _cards(items)
-    failures = _missing(missing)
+    """Move the points of the chunk's cards set-based, or card by card if that fails."""
+    ids = list(dict.fromkeys(items))
     try:
         with transaction.atomic():
-            done, errors = write_many(cards)
+            done, errors = write_many(ids)
     except (DatabaseError, LoyaltyError):
         logger.warning("Job %s: set-based chunk failed, going card by card", job.pk, exc_info=True)
-        done, errors = [], []
-        for card in cards:
+        cards = Card.objects.filter(pk__in=ids).select_related("program", "account", "debt_account")
+        found = {card.pk: card for card in cards}
+        done, errors = [], [(pk, _("The card no longer exists.")) for pk in ids if pk not in found]
+        for card in found.values():
             try:
                 with transaction.atomic():
                     write_one(card)
-                done.append(card)
+                done.append(card.pk)
             except LoyaltyError as exc:
-                errors.append((card, exc))
-    failures += [_failure(card, error) for card, error in errors]
-    return len(done), failures
+                errors.append((card.pk, exc))
+    return len(done), _failures(errors)
 
 
 def _key(job):
-    return lambda card: f"{JOB_PREFIX}{job.pk}:card:{card.pk}"
+    return lambda card_id: f"{JOB_PREFIX}{job.pk}:card:{card_id}"
 
 
 def _details(job):
@@ -156,25 +133,28 @@ def mass_accrual(job, items):
         job,
         items,
         lambda cards: ledger.credit_cards(cards, amount, key, kind=Transfer.BULK, **details),
-        lambda card: ledger.credit_card(card, amount, key(card), kind=Transfer.BULK, **details),
+        lambda card: ledger.credit_card(card, amount, key(card.pk), kind=Transfer.BULK, **details),
     )
 
 
 def _pending(job, items, amount, when):
     """Points available later: one pending accrual per card, posted when ``when`` comes."""
-    cards, missing = _cards(items)
-    failures = _missing(missing)
+    found = Card.objects.filter(pk__in=items).only("id", "number", "status", "participates")
+    cards = {card.pk: card for card in found}
+    errors = [
+        (pk, _("The card no longer exists.")) for pk in dict.fromkeys(items) if pk not in cards
+    ]
     usable = []
-    for card in cards:
+    for card in cards.values():
         reason = card.refusal()
         if reason:
-            failures.append(_failure(card, reason))
+            errors.append((card.pk, reason))
         else:
             usable.append(card)
     Accrual.objects.bulk_create(
         [
             Accrual(
-                card=card,
+                card_id=card.pk,
                 order_number=f"{JOB_PREFIX}{job.pk}",
                 base=0,
                 percent=0,
@@ -186,7 +166,7 @@ def _pending(job, items, amount, when):
         ],
         ignore_conflicts=True,
     )
-    return len(usable), failures
+    return len(usable), _failures(errors)
 
 
 @jobs.handler(DEBIT)
@@ -198,6 +178,6 @@ def mass_debit(job, items):
         items,
         lambda cards: ledger.debit_cards(cards, amount, key, kind=Transfer.BULK, **details),
         lambda card: ledger.debit_card(
-            card, amount, key(card), kind=Transfer.BULK, to=ledger.ISSUED, **details
+            card, amount, key(card.pk), kind=Transfer.BULK, to=ledger.ISSUED, **details
         ),
     )

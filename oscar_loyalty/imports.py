@@ -418,7 +418,9 @@ def _customers_by_phone(phone_list):
             for start in range(0, len(phone_list), 500):
                 part = ["+" + p for p in phone_list[start : start + 500]]
                 if connection.vendor == "postgresql":
-                    cursor.execute(f"{select} = ANY(%s::text[])", [inserts.array_literal(part)])
+                    cursor.execute(
+                        f"{select} IN (SELECT unnest(%s::text[]))", [inserts.array_literal(part)]
+                    )
                 else:
                     cursor.execute(f"{select} IN ({', '.join(['%s'] * len(part))})", part)
                 for value, user_id in cursor.fetchall():

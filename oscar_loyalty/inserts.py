@@ -137,7 +137,12 @@ def _insert_unnest(connection, table, names, opts, given, others, constants, row
 
 
 class _AnyOf(Lookup):
-    """``column = ANY(%s::type[])`` with the values as one array literal."""
+    """``column IN (SELECT unnest(%s::type[]))`` with the values as one array literal.
+
+    Written as a semi-join rather than ``= ANY(array)``: with a thousand values PostgreSQL
+    costs ``= ANY`` as a filter and may scan the whole table, while the join probes the
+    column's index once per value.
+    """
 
     lookup_name = "any_of"
     prepare_rhs = False
@@ -147,7 +152,8 @@ class _AnyOf(Lookup):
         field = self.lhs.output_field
         base = field.target_field if field.is_relation else field
         cast = base.db_type(connection)
-        return f"{lhs} = ANY(%s::{cast}[])", [*lhs_params, array_literal(self.rhs)]
+        sql = f"{lhs} IN (SELECT unnest(%s::{cast}[]))"
+        return sql, [*lhs_params, array_literal(self.rhs)]
 
 
 def among(model, name, values):

@@ -117,6 +117,6 @@ def stalled_jobs(minutes=None):
     return (
         Job.objects.filter(status__in=[Job.NEW, Job.RUNNING], created__lt=since)
         .filter(chunks__done=False)
-        .exclude(params__draft=True)
+        .exclude(params__has_key="draft")
         .distinct()
     )

@@ -8,7 +8,10 @@ accounts derive theirs from transfers, so no transfer waits on a shared row.
 Every operation takes an idempotency key. Repeating it with the same content returns what was
 recorded the first time; with other content it raises ``KeyConflict``. An operation that needs
 more than one transfer writes the first under ``key`` and the others under ``key:<leg>``, all
-in one database transaction.
+in one database transaction. Inside a caller's transaction the replay of a key recorded
+concurrently needs a savepoint; ``hold`` and ``capture`` take ``savepoint=False`` from a
+caller that knows its key is new (checkout: under the order's hold row) and, should it not be,
+rolls its own transaction back and asks again with the default, which replays.
 
 Amounts are ``Decimal`` with two places; anything finer is refused rather than rounded here
 (callers round on purpose, e.g. ``earning`` rounds down to the programme's step).
@@ -17,8 +20,9 @@ Amounts are ``Decimal`` with two places; anything finer is refused rather than r
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DecimalField, F, Sum, Value, When
+from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Round
+from django.utils.translation import gettext
 from oscar.core.loading import get_model
 
 from oscar_loyalty.exceptions import (
@@ -104,12 +108,20 @@ def balance(account):
     return Account.objects.values_list("balance", flat=True).get(pk=account.pk)
 
 
-def history(card):
+def history(card, customer_view=False):
     """Transfers of a card, newest first, each annotated with ``change``: its effect on
-    the card's balance (zero for legs that only move debt)."""
+    the card's balance (zero for legs that only move debt).
+
+    ``customer_view`` leaves out bookkeeping legs that neither change the balance nor record
+    a debt (a checkout hold turning into a payment), which would only puzzle a customer.
+    """
+    transfers = Transfer.objects.filter(card=card)
+    if customer_view:
+        transfers = transfers.filter(
+            Q(credit_id=card.account_id) | Q(debit_id=card.account_id) | Q(kind=Transfer.DEBT)
+        )
     return (
-        Transfer.objects.filter(card=card)
-        .annotate(
+        transfers.annotate(
             change=Case(
                 When(credit_id=card.account_id, then=F("amount")),
                 When(debit_id=card.account_id, then=F("amount") * -1),
@@ -212,14 +224,20 @@ def _move_balance(account, delta):
         return cursor.rowcount == 1
 
 
-def _write(key, kind, card, amount, build_legs, lock=False):
+def _write(key, kind, card, amount, build_legs, lock=False, savepoint=True):
     """Run one idempotent operation: replay it, or build its legs and apply them atomically.
 
     ``lock`` takes the card's rows first, for operations whose legs depend on its balance
     or debt; single-leg spends rely on the conditional UPDATE alone.
+
+    ``savepoint=False`` saves the SAVEPOINT and RELEASE of a call inside the caller's
+    transaction. A key already recorded then cannot be replayed here (PostgreSQL refuses
+    every statement after the failed INSERT): the ``IntegrityError`` goes up, the caller's
+    transaction rolls back whole, and nothing is counted twice. Outside a transaction it
+    changes nothing.
     """
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             if lock and card is not None:
                 locked = {
                     a.pk: a.balance
@@ -236,6 +254,8 @@ def _write(key, kind, card, amount, build_legs, lock=False):
             _apply(legs)
             return legs
     except IntegrityError:
+        if connection.in_atomic_block and connection.needs_rollback:
+            raise  # no savepoint: the caller's transaction must roll back first
         # The same key committed by a concurrent call: the loser returns the winner's legs.
         recorded = _replay(key, kind, card, amount)
         if recorded is None:
@@ -290,8 +310,11 @@ def credit_card(card, amount, key, kind=Transfer.EARN, check=True, **details):
     return _first(_write(key, kind, card, amount, legs, lock=True))
 
 
-def debit_card(card, amount, key, kind=Transfer.SPEND, to=REDEEMED, check=True, **details):
-    """Take ``amount`` from ``card`` into system account ``to``; never below zero."""
+def debit_card(
+    card, amount, key, kind=Transfer.SPEND, to=REDEEMED, check=True, savepoint=True, **details
+):
+    """Take ``amount`` from ``card`` into system account ``to``; never below zero.
+    ``savepoint``: see ``_write``."""
     amount = to_amount(amount)
     if check and (recorded := _recorded_if_unusable(card, key, kind, amount)):
         return recorded
@@ -300,7 +323,7 @@ def debit_card(card, amount, key, kind=Transfer.SPEND, to=REDEEMED, check=True, 
         target = system_account(card.program, to)
         return [_leg(key, kind, card.account, target, amount, card, **details)]
 
-    return _first(_write(key, kind, card, amount, legs))
+    return _first(_write(key, kind, card, amount, legs, savepoint=savepoint))
 
 
 def take_back(card, amount, key, kind=Transfer.REVERSE, reverses=None, **details):
@@ -373,13 +396,15 @@ def reverse(transfer, key, amount=None, **details):
 # --- checkout holds ------------------------------------------------------------------------
 
 
-def hold(card, amount, key, **details):
-    """Reserve points for an order being paid."""
-    return debit_card(card, amount, key, kind=Transfer.HOLD, to=HELD, **details)
+def hold(card, amount, key, savepoint=True, **details):
+    """Reserve points for an order being paid. ``savepoint``: see ``_write``."""
+    return debit_card(
+        card, amount, key, kind=Transfer.HOLD, to=HELD, savepoint=savepoint, **details
+    )
 
 
-def capture(card, amount, key, **details):
-    """Turn a hold into a payment once the order exists."""
+def capture(card, amount, key, savepoint=True, **details):
+    """Turn a hold into a payment once the order exists. ``savepoint``: see ``_write``."""
     amount = to_amount(amount)
 
     def legs():
@@ -387,7 +412,7 @@ def capture(card, amount, key, **details):
         redeemed = system_account(card.program, REDEEMED)
         return [_leg(key, Transfer.CAPTURE, held, redeemed, amount, card, **details)]
 
-    return _first(_write(key, Transfer.CAPTURE, card, amount, legs))
+    return _first(_write(key, Transfer.CAPTURE, card, amount, legs, savepoint=savepoint))
 
 
 def release(card, amount, key, **details):
@@ -414,21 +439,22 @@ def refund(card, amount, key, **details):
 
 # --- many cards at once (mass accruals and debits) -----------------------------------------
 
+# What the rules of a mass movement read of a card.
+_MANY_FIELDS = ("id", "status", "participates", "program_id", "account_id", "debt_account_id")
+
 
 def _lock_balances(cards):
     """Lock the points and debt accounts of ``cards`` (in account order, as ``_write`` does)
     and return their balances by account id."""
+    from oscar_loyalty import inserts
+
     ids = {c.account_id for c in cards} | {c.debt_account_id for c in cards}
     return dict(
         Account.objects.select_for_update()
-        .filter(pk__in=ids)
+        .filter(inserts.among(Account, "id", ids))
         .order_by("pk")
         .values_list("pk", "balance")
     )
-
-
-def _recorded(keys):
-    return {t.key: t for t in Transfer.objects.filter(key__in=keys)}
 
 
 def _move_balances(changes):
@@ -436,149 +462,147 @@ def _move_balances(changes):
 
     Rows are locked by the caller; the conditions still guard the sign of every balance.
     """
+    from oscar_loyalty import inserts
+
     groups = {}
     for pk, (kind, delta) in changes.items():
         if delta:
             groups.setdefault((kind, delta), []).append(pk)
     for (kind, delta), ids in groups.items():
-        rows = Account.objects.filter(pk__in=ids)
+        rows = Account.objects.filter(inserts.among(Account, "id", ids))
         if delta < 0 and kind == Account.POINTS:
             rows = rows.filter(balance__gte=-delta)
         elif delta > 0 and kind == Account.DEBT:
             rows = rows.filter(balance__lte=-delta)
-        if rows.update(balance=_moved(delta)) != len(ids):
+        if rows.update(balance=F("balance") + delta) != len(ids):
             raise InsufficientPoints(ZERO, abs(delta))
 
 
-def _system_accounts_of(code):
-    """``system_account`` per programme, asked once per batch (it is cached only after commit)."""
-    found = {}
+class _ManyCard:
+    """The few columns of a card a mass movement needs (no model instance per card)."""
 
-    def account(card):
-        if card.program_id not in found:
-            found[card.program_id] = system_account(card.program, code)
-        return found[card.program_id]
+    __slots__ = _MANY_FIELDS
 
-    return account
+    def __init__(self, row):
+        for name, value in zip(_MANY_FIELDS, row, strict=True):
+            setattr(self, name, value)
 
-
-def _split_usable(cards, check):
-    usable, failures = [], []
-    for card in cards:
-        reason = card.refusal() if check else None
-        if reason:
-            failures.append((card, CardUnavailable(reason)))
-        else:
-            usable.append(card)
-    return usable, failures
+    @property
+    def pk(self):
+        return self.id
 
 
-def _bulk_write(cards, amount, key_for, kind, build):
-    """Shared frame of ``credit_cards``/``debit_cards``: lock, replay, build, apply."""
+def _many(card_ids, amount, key_for, kind, check, details, build):
+    """The frame of ``credit_cards``/``debit_cards``: load, refuse, lock, replay, write.
+
+    Returns ``(done, failures)``: ids of cards moved now or before under their key, and
+    ``[(card_id, error)]`` for the others. One transaction: all of it, or nothing.
+    """
+    from oscar_loyalty import inserts
+
+    Card = get_model("oscar_loyalty", "Card")
+    Program = get_model("oscar_loyalty", "Program")
+    ids = list(dict.fromkeys(card_ids))
     done, failures = [], []
     with transaction.atomic():
-        balances = _lock_balances(cards)
-        recorded = _recorded([key_for(card) for card in cards])
+        rows = Card.objects.filter(inserts.among(Card, "id", ids)).values_list(*_MANY_FIELDS)
+        cards = {row[0]: _ManyCard(row) for row in rows}
+        gone = gettext("The card no longer exists.")
+        failures += [(pk, CardUnavailable(gone)) for pk in ids if pk not in cards]
+        if check:  # the usual case is decided here; refusal() words the others' reason
+            refused = [c.pk for c in cards.values() if c.status != "active" or not c.participates]
+            for card in Card.objects.filter(pk__in=refused):
+                reason = card.refusal()
+                if reason:
+                    failures.append((card.pk, CardUnavailable(reason)))
+                    del cards[card.pk]
+        if not cards:
+            return done, failures
+        balances = _lock_balances(cards.values())
+        keys = {pk: key_for(pk) for pk in cards}
+        recorded = {
+            key: (amount_, kind_, card_id)
+            for key, amount_, kind_, card_id in Transfer.objects.filter(
+                inserts.among(Transfer, "key", keys.values())
+            ).values_list("key", "amount", "kind", "card_id")
+        }
+        programs = Program.objects.in_bulk({c.program_id for c in cards.values()})
         legs, changes = [], {}
-        for card in cards:
-            key = key_for(card)
-            first = recorded.get(key)
+        for pk, card in cards.items():
+            first = recorded.get(keys[pk])
             if first is not None:
-                if first.amount == amount and first.kind == kind and first.card_id == card.pk:
-                    done.append(card)
+                if first == (amount, kind, pk):
+                    done.append(pk)
                 else:
-                    failures.append((card, KeyConflict(key)))
+                    failures.append((pk, KeyConflict(keys[pk])))
                 continue
-            error = build(card, key, balances, legs, changes)
+            error = build(card, programs[card.program_id], keys[pk], balances, legs, changes)
             if error is None:
-                done.append(card)
+                done.append(pk)
             else:
-                failures.append((card, error))
-        Transfer.objects.bulk_create(legs, batch_size=1000)
+                failures.append((pk, error))
+        columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *details)
+        extra = tuple(details.values())
+        inserts.insert(Transfer, columns, [(*leg, *extra) for leg in legs])
         _move_balances(changes)
     return done, failures
 
 
-def credit_cards(cards, amount, key_for, kind=Transfer.BULK, check=True, **details):
-    """Give each of ``cards`` ``amount`` points in a handful of statements.
+def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=True, **details):
+    """Give each card of ``card_ids`` ``amount`` points, in a handful of statements.
 
-    The rules of ``credit_card`` hold card by card (debt repaid first, a ``key_for(card)``
-    recorded with the same content counts as done, other content is a ``KeyConflict``).
-    Cards need ``program`` loaded. Returns ``(done, failures)``, failures as
-    ``[(card, error)]``; nothing is written if a statement fails (the caller may then retry
-    card by card).
+    The rules of ``credit_card`` hold card by card: blocked, closed and non-participating cards
+    are refused (unless ``check=False``), a card's debt is repaid first, and ``key_for(card_id)``
+    recorded before with the same content counts as done (other content: ``KeyConflict``).
+    ``details`` are Transfer columns by attname (``description``, ``note``, ``created_by_id``).
+    Returns ``(done_ids, [(card_id, error)])``; nothing is written if a statement fails.
     """
     amount = to_amount(amount)
-    cards, failures = _split_usable(cards, check)
-    issued_of = _system_accounts_of(ISSUED)
+    issued = {}
 
-    def build(card, key, balances, legs, changes):
-        issued = issued_of(card)
-        legs.append(
-            Transfer(
-                key=key,
-                kind=kind,
-                debit_id=issued.pk,
-                credit_id=card.account_id,
-                amount=amount,
-                card_id=card.pk,
-                **details,
-            )
-        )
-        change = amount
+    def build(card, program, key, balances, legs, changes):
+        if program.pk not in issued:
+            issued[program.pk] = system_account(program, ISSUED).pk
+        legs.append((key, kind, issued[program.pk], card.account_id, amount, card.pk))
         repay = min(-balances[card.debt_account_id], amount)
         if repay > 0:
             legs.append(
-                Transfer(
-                    key=f"{key}:repay",
-                    kind=Transfer.REPAY,
-                    debit_id=card.account_id,
-                    credit_id=card.debt_account_id,
-                    amount=repay,
-                    card_id=card.pk,
-                    **details,
+                (
+                    f"{key}:repay",
+                    Transfer.REPAY,
+                    card.account_id,
+                    card.debt_account_id,
+                    repay,
+                    card.pk,
                 )
             )
-            change -= repay
             changes[card.debt_account_id] = (Account.DEBT, repay)
-        changes[card.account_id] = (Account.POINTS, change)
+        changes[card.account_id] = (Account.POINTS, amount - max(repay, ZERO))
         return None
 
-    done, more = _bulk_write(cards, amount, key_for, kind, build) if cards else ([], [])
-    return done, failures + more
+    return _many(card_ids, amount, key_for, kind, check, details, build)
 
 
-def debit_cards(cards, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=True, **details):
-    """Take ``amount`` from each of ``cards`` into system account ``to``, in a few statements.
+def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=True, **details):
+    """Take ``amount`` from each card of ``card_ids`` into system account ``to``.
 
-    A card without enough points is left untouched and reported as ``InsufficientPoints``;
-    no balance ever goes below zero. Returns ``(done, failures)`` like ``credit_cards``.
+    A card without enough points is left untouched and reported as ``InsufficientPoints``; no
+    balance ever goes below zero. Returns ``(done_ids, failures)`` like ``credit_cards``.
     """
     amount = to_amount(amount)
-    cards, failures = _split_usable(cards, check)
-    target_of = _system_accounts_of(to)
+    targets = {}
 
-    def build(card, key, balances, legs, changes):
+    def build(card, program, key, balances, legs, changes):
         available = balances[card.account_id]
         if available < amount:
             return InsufficientPoints(available, amount)
-        target = target_of(card)
-        legs.append(
-            Transfer(
-                key=key,
-                kind=kind,
-                debit_id=card.account_id,
-                credit_id=target.pk,
-                amount=amount,
-                card_id=card.pk,
-                **details,
-            )
-        )
+        if program.pk not in targets:
+            targets[program.pk] = system_account(program, to).pk
+        legs.append((key, kind, card.account_id, targets[program.pk], amount, card.pk))
         changes[card.account_id] = (Account.POINTS, -amount)
         return None
 
-    done, more = _bulk_write(cards, amount, key_for, kind, build) if cards else ([], [])
-    return done, failures + more
+    return _many(card_ids, amount, key_for, kind, check, details, build)
 
 
 # --- many cards, each with its own amount (Excel import) -----------------------------------

@@ -22,6 +22,7 @@ from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
@@ -68,10 +69,17 @@ def payment_card(user):
 
     The card always comes from the logged-in user, never from anything the browser sends.
     With cards in several programmes, the first usable one (by programme name) is used.
+    The same query reads the id of the "Bonus points" source type for ``payment_source``:
+    placing an order spends no statement on it, and no id is cached that could go stale.
     """
     if user is None or not user.is_authenticated:
         return None, _("Log in to pay with bonus points.")
-    owned = [c for c in cards.cards_of(user) if c.program.is_active]
+    source_types = SourceType.objects.filter(code=SOURCE_TYPE_CODE).values("pk")[:1]
+    owned = [
+        c
+        for c in cards.cards_of(user).annotate(payment_source_type_id=Subquery(source_types))
+        if c.program.is_active
+    ]
     if not owned:
         return None, _("You have no bonus card.")
     for card in owned:
@@ -261,6 +269,11 @@ def hold_points(card, order_number, points, money):
     ``CardUnavailable`` or ``PaymentRefused``; nothing is reserved then.
     """
     points, money = ledger.to_amount(points), Decimal(money).quantize(CENT)
+    try:
+        with transaction.atomic():
+            return _first_hold(card, order_number, points, money)
+    except IntegrityError:
+        pass  # the order has its row already (an earlier attempt, a second device)
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -270,6 +283,28 @@ def hold_points(card, order_number, points, money):
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+def _first_hold(card, order_number, points, money):
+    """The usual case, the order's first hold: three statements between BEGIN and COMMIT.
+
+    The row goes first: its unique order number makes any other request for this order wait
+    here and then fail, so the transfer's key is new and needs no savepoint. If the row or
+    the key exists after all, the whole transaction rolls back with ``IntegrityError`` and
+    ``hold_points`` takes the locked way, which replays.
+    """
+    hold = Hold.objects.create(
+        card=card, order_number=order_number, points=points, money=money, status=Hold.HELD
+    )
+    ledger.hold(
+        card,
+        points,
+        _key(order_number, "hold"),
+        savepoint=False,
+        order_number=order_number,
+        description=_("Payment for order %(number)s") % {"number": order_number},
+    )
+    return hold
 
 
 def _hold(card, order_number, points, money):
@@ -325,28 +360,32 @@ def release(order_number, description=None, older_than=None):
 
 
 def capture(order):
-    """The order exists: its held points are spent. Safe to call any number of times."""
+    """The order exists: its held points are spent. Safe to call any number of times.
+
+    A released hold stays released: the order was then placed without points (the customer
+    removed them after a failed attempt), or a customer back from a payment page after the
+    timeout had them held again by the checkout before the order was written.
+    """
+    try:
+        # Under the hold's row lock a held hold has no capture yet: its key is new.
+        return _capture(order, savepoint=False)
+    except IntegrityError:
+        # The key is recorded though the hold says held (a database without row locks, a
+        # row restored by hand): the block above rolled back; replay it, mark the hold.
+        return _capture(order, savepoint=True)
+
+
+def _capture(order, savepoint):
     with transaction.atomic():
         hold = _locked(order.number)
         if hold is None:
             return None
-        if hold.status == Hold.RELEASED:
-            # The hold timed out while the customer was away, yet the order was placed:
-            # reserve the points again, or leave it for a manager if they are gone.
-            try:
-                with transaction.atomic():
-                    hold = _hold(hold.card, order.number, hold.points, hold.money)
-            except LoyaltyError:
-                logger.error(
-                    "Order %s was placed but its released points could not be taken again",
-                    order.number,
-                )
-                return hold
         if hold.status == Hold.HELD:
             ledger.capture(
                 hold.card,
                 hold.points,
                 _key(order.number, "capture"),
+                savepoint=savepoint,
                 order_number=order.number,
                 description=_("Payment for order %(number)s confirmed") % {"number": order.number},
             )
@@ -389,8 +428,9 @@ def payment_source(card, money, currency, order_number):
     that exists has its held points captured, so the money counts as debited from the start;
     refunds are added to it as they happen.
     """
+    type_id = getattr(card, "payment_source_type_id", None) or source_type().pk
     source = Source(
-        source_type=source_type(),
+        source_type_id=type_id,
         currency=currency,
         amount_allocated=money,
         amount_debited=money,
@@ -532,7 +572,7 @@ class OrderPoints:
         return sum((a.reversed_points for a in self.accruals), ZERO)
 
     def __bool__(self):
-        return bool(self.hold or self.accruals)
+        return bool(self.spent or self.accruals)
 
 
 def order_points(order):

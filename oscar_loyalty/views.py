@@ -20,7 +20,7 @@ class CardListView(LoginRequiredMixin, TemplateView):
         for card in cards.cards_of(self.request.user):
             nxt, needed = grades.next_grade(card)
             pending = earning.pending_points(card)
-            history = Paginator(ledger.history(card), HISTORY_PAGE).get_page(
+            history = Paginator(ledger.history(card, customer_view=True), HISTORY_PAGE).get_page(
                 self.request.GET.get(f"page-{card.pk}")
             )
             panels.append(

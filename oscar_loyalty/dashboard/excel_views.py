@@ -179,7 +179,7 @@ def import_jobs():
     """Started imports and undos, newest first (drafts are nobody's business but their page)."""
     return (
         Job.objects.filter(kind=Job.IMPORT)
-        .exclude(params__draft=True)
+        .exclude(params__has_key="draft")
         .select_related("program", "created_by")
         .order_by("-created", "-id")
     )

@@ -77,7 +77,7 @@ class CardTable(DashboardTable):
 
 
 class JobTable(DashboardTable):
-    id = LinkColumn("loyalty-job-detail", args=[A("pk")], verbose_name="#")
+    id = TemplateColumn(template_name=PARTIALS + "job_row_link.html", verbose_name="#")
     kind = Column(accessor="get_kind_display", verbose_name=_("Job"), order_by=("kind",))
     status = TemplateColumn(
         template_name=PARTIALS + "job_row_status.html", verbose_name=_("Status")

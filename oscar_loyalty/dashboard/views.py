@@ -31,6 +31,7 @@ from django_tables2 import SingleTableMixin, SingleTableView
 from oscar.core.loading import get_model
 
 from oscar_loyalty import bulk, categories, earning, grades, ledger, tasks
+from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.loading import get_class
 
 Accrual = get_model("oscar_loyalty", "Accrual")
@@ -211,7 +212,11 @@ class GradeDeleteView(SingleObjectMixin, FormView):
 
     def form_valid(self, form):
         grade, target = self.object, form.cleaned_data.get("move_to")
-        moved = grades.delete_grade(grade, move_to=target, by=self.request.user)
+        try:
+            moved = grades.delete_grade(grade, move_to=target, by=self.request.user)
+        except LoyaltyError as exc:  # cards got the grade since the page was shown
+            form.add_error(None, str(exc))
+            return self.form_invalid(form)
         if moved:
             messages.success(
                 self.request,

@@ -9,7 +9,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import jobs, tasks
 from tests import factories
-from tests.integration.dashboard_support import make_staff, resolvable_navigation
+from tests.integration.dashboard_support import make_staff
 
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def shop(settings, program):
-    resolvable_navigation(settings)
     settings.OSCAR_LOYALTY_JOB_CHUNK_SIZE = 2
     for n in range(5):
         factories.make_card(program, phone=f"+7916555{n:04d}")

@@ -93,6 +93,24 @@ def test_retry_after_a_refusal_is_a_new_attempt_that_counts_once(at_payment, car
     assert Hold.objects.get().status == Hold.CAPTURED
 
 
+def test_points_removed_after_a_refusal_stay_with_the_customer(at_payment, card, monkeypatch):
+    monkeypatch.setattr(
+        CashOnDeliveryPaymentDetailsView, "handle_payment", refuse(UnableToTakePayment("no"))
+    )
+    place_order(at_payment)
+    monkeypatch.undo()
+    apply_points(at_payment, "", action="remove")
+
+    response = place_order(at_payment)
+    assert response.redirect_chain[-1][0] == reverse("checkout:thank-you")
+    order = Order.objects.get()
+    assert balance(card) == D("2000.00")
+    assert Hold.objects.get().status == Hold.RELEASED
+    assert not order.sources.filter(source_type__code="bonus-points").exists()
+    # Nothing was paid with points, so the whole order earns.
+    assert order.total_incl_tax == D("3200.00")
+
+
 def test_order_placement_failure_releases_the_points(at_payment, card, monkeypatch):
     def broken(self, *args, **kwargs):
         raise ValueError("database trouble")

@@ -2,9 +2,10 @@
 
 import pytest
 from django.urls import reverse
-from oscar.core.loading import get_model
+from oscar.core.loading import get_class, get_model
 
 from oscar_loyalty import cards
+from sandbox.checkout.views import PaymentDetailsView
 from tests.integration.checkout_support import (
     TOWELS,
     D,
@@ -24,6 +25,7 @@ from tests.integration.checkout_support import (
 )
 
 Accrual = get_model("oscar_loyalty", "Accrual")
+CheckoutSessionData = get_class("checkout.utils", "CheckoutSessionData")
 Source = get_model("payment", "Source")
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +156,13 @@ def test_points_covering_everything_ask_for_no_other_payment(client, anna):
     response = apply_points(client, "", action="max")
     assert response.context["loyalty"].covers_total
     assert "Nothing is left to pay." in text(response)
+    assert "Your points pay for the whole order: nothing else to pay." in text(response)
+    # The hook a shop's own payment form asks before validating card details.
+    view = PaymentDetailsView()
+    view.setup(response.wsgi_request)
+    view.checkout_session = CheckoutSessionData(response.wsgi_request)
+    assert view.loyalty_covers_total()
+
     place_order(client)
     order = Order.objects.get(user=anna)
     assert [s.source_type.code for s in order.sources.all()] == ["bonus-points"]
@@ -280,3 +289,14 @@ def test_choice_shrinks_with_the_basket(client, program, anna):
     assert "Your bonus points could not be used" in text(response)
     assert not Order.objects.exists()
     assert balance(card) == D("5000.00")
+
+
+def test_russian_customer_types_points_with_a_comma(client, program, anna):
+    card = card_with_points(program, anna, 2000)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "ru"
+    to_payment_step(client, anna)
+    response = apply_points(client, "500,50")
+    assert response.context["loyalty"].points == D("500.50")
+    assert 'value="500,50"' in text(response)
+    place_order(client)
+    assert balance(card) == D("1499.50")

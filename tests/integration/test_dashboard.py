@@ -17,7 +17,6 @@ from tests.integration.dashboard_support import (
     card_for,
     logged_in,
     make_staff,
-    resolvable_navigation,
     url,
 )
 
@@ -31,11 +30,6 @@ Transfer = get_model("oscar_loyalty", "Transfer")
 D = Decimal
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _navigation(settings):
-    resolvable_navigation(settings)
 
 
 @pytest.fixture

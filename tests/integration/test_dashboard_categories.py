@@ -10,18 +10,12 @@ from tests.integration.dashboard_support import (
     card_for,
     logged_in,
     make_staff,
-    resolvable_navigation,
     url,
 )
 
 Category = get_model("oscar_loyalty", "Category")
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _navigation(settings):
-    resolvable_navigation(settings)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from oscar.core.loading import get_model
 
@@ -16,7 +17,6 @@ from tests.integration.dashboard_support import (
     card_for,
     logged_in,
     make_staff,
-    resolvable_navigation,
     url,
 )
 
@@ -27,11 +27,6 @@ Transfer = get_model("oscar_loyalty", "Transfer")
 D = Decimal
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _navigation(settings):
-    resolvable_navigation(settings)
 
 
 @pytest.fixture
@@ -180,6 +175,10 @@ def test_points_dated_later_are_pending_until_the_day(
     )
     content = page(client_m.get(url("loyalty-card-detail", card.pk)))
     assert "Spring gift" in content and "available from" in content
+    customer = Client()
+    customer.login(username=card.user.email, password="secret")
+    own_page = page(customer.get(url("loyalty-account-cards")))
+    assert "(Spring gift)" in own_page and "job:" not in own_page
 
     # The day comes: the periodic posting credits it under the job's key, once.
     Accrual.objects.filter(pk=pending.pk).update(available_at=timezone.now())

@@ -282,10 +282,12 @@ def test_a_draft_is_never_resumed_or_run_before_it_is_confirmed(program):
     from django.utils import timezone
 
     job = draft(program, HEADER + "79123456701\t\t\t10\n")
-    Job.objects.filter(pk=job.pk).update(created=timezone.now() - timedelta(hours=1))
-    assert job not in jobs.stalled_jobs()
+    started = imports.start(draft(program, HEADER + "79123456702\t\t\t10\n"))
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk__in=[job.pk, started.pk]).update(created=an_hour_ago)
+    assert list(jobs.stalled_jobs()) == [started]  # a started job whose worker died is resumed
     assert jobs.run_chunk(jobs.pending_chunks(job)[0]) is False
-    assert not Card.objects.exists()
+    assert not Card.objects.filter(phone="79123456701").exists()
 
 
 def test_confirming_runs_the_celery_job(program, django_capture_on_commit_callbacks):

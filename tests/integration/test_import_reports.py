@@ -88,8 +88,12 @@ def test_filters_by_kind_manager_card_and_period(activity, manager):
     today = timezone.localdate()
     assert reports.transfers(date_from=today, date_to=today).count() == 11
     assert not reports.transfers(date_to=today - timedelta(days=1)).exists()
-    Transfer.objects.filter(key="order:1:earn").update(created=timezone.now() - timedelta(days=40))
-    assert reports.totals(reports.transfers(date_from=today))["earned"] == D("70.00")
+    old = timezone.now() - timedelta(days=40)
+    ledger.credit_card(anna, D("1000"), "order:0:earn", created=old)  # (transfers never change)
+    assert reports.totals(reports.transfers())["earned"] == D("1570.00")
+    assert reports.totals(reports.transfers(date_from=today))["earned"] == D("570.00")
+    last_month = reports.transfers(date_to=today - timedelta(days=1))
+    assert [t.key for t in last_month] == ["order:0:earn"]
 
 
 def test_report_page_shows_totals_liability_and_transfers(client_m, activity):
@@ -104,7 +108,8 @@ def test_report_page_shows_totals_liability_and_transfers(client_m, activity):
 
 
 def test_report_export_xlsx_and_csv(client_m, activity):
-    Transfer.objects.filter(key="manual:1").update(description="=cmd|' /C calc'!A0")
+    anna = activity[0]
+    ledger.credit_card(anna, D("5"), "manual:3", kind="adjust", description="=cmd|' /C calc'!A0")
     response = client_m.get(reverse("loyalty-report-export"), {"format": "xlsx", "kind": "adjust"})
     rows = files.read_back(b"".join(response.streaming_content))
     assert rows[0][:7] == [
@@ -116,15 +121,15 @@ def test_report_export_xlsx_and_csv(client_m, activity):
         "Kind",
         "Change",
     ]
-    assert len(rows) == 3
+    assert len(rows) == 4
     descriptions = {row[8] for row in rows[1:]}
     assert "'=cmd|' /C calc'!A0" in descriptions  # never a live formula
     changes = sorted(row[6] for row in rows[1:])
-    assert changes == [-30, 100]
+    assert changes == [-30, 5, 100]
 
     response = client_m.get(reverse("loyalty-report-export"), {"format": "csv", "kind": "adjust"})
     text = b"".join(response.streaming_content).decode("utf-8-sig")
-    assert len(list(csv.reader(io.StringIO(text)))) == 3
+    assert len(list(csv.reader(io.StringIO(text)))) == 4
     assert "'=cmd" in text
 
 

@@ -79,6 +79,8 @@ def test_upload_preview_apply_and_result(client_m, program, django_capture_on_co
 
     page = client_m.get(response.url).content.decode()
     assert "2 of 2 rows processed" in page
+    recent = client_m.get(reverse("loyalty-import")).content.decode()
+    assert reverse("loyalty-import-job", args=[job.pk]) in recent  # listed once started
     assert reverse("loyalty-import-errors", args=[job.pk]) in page
     assert reverse("loyalty-import-undo", args=[job.pk]) in page
     # the preview of a started import leads to its result

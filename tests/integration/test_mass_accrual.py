@@ -139,16 +139,16 @@ def test_credit_cards_repays_debt_first_and_replays(program):
     card = factories.refreshed(card)
     assert (card.account.balance, card.debt) == (D("0.00"), D("30.00"))
 
-    done, failures = ledger.credit_cards([card], D("100"), lambda c: "gift:1")
+    done, failures = ledger.credit_cards([card.pk], D("100"), lambda pk: "gift:1")
     card = factories.refreshed(card)
-    assert (done, failures) == ([card], [])
+    assert (done, failures) == ([card.pk], [])
     assert (card.account.balance, card.debt) == (D("70.00"), D("0.00"))
     assert Transfer.objects.filter(key__startswith="gift:1").count() == 2  # main + repay
 
-    done, failures = ledger.credit_cards([card], D("100"), lambda c: "gift:1")
-    assert len(done) == 1 and not failures
+    done, failures = ledger.credit_cards([card.pk], D("100"), lambda pk: "gift:1")
+    assert done == [card.pk] and not failures
     assert factories.refreshed(card).account.balance == D("70.00")
-    _, failures = ledger.credit_cards([card], D("99"), lambda c: "gift:1")
+    _, failures = ledger.credit_cards([card.pk], D("99"), lambda pk: "gift:1")
     assert isinstance(failures[0][1], KeyConflict)
     assert audit.audit() == []
 
@@ -158,10 +158,9 @@ def test_debit_cards_never_overdraws(program):
     poor = factories.make_card(program, phone="+79160000003")
     ledger.credit_card(rich, D("50"), "r", kind=Transfer.ADJUST)
     ledger.credit_card(poor, D("49.99"), "p", kind=Transfer.ADJUST)
-    done, failures = ledger.debit_cards(
-        [factories.refreshed(rich), factories.refreshed(poor)], D("50"), lambda c: f"d:{c.pk}"
-    )
-    assert [c.pk for c in done] == [rich.pk]
+    done, failures = ledger.debit_cards([rich.pk, poor.pk], D("50"), lambda pk: f"d:{pk}")
+    assert done == [rich.pk]
+    assert failures[0][0] == poor.pk
     assert isinstance(failures[0][1], InsufficientPoints)
     assert factories.refreshed(rich).account.balance == D("0.00")
     assert factories.refreshed(poor).account.balance == D("49.99")
