@@ -28,6 +28,7 @@ BENCH_BINDING (client).
 
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -206,8 +207,25 @@ def client(index, url, plan, card_ids, conf, start, results):
 # --- the parent ----------------------------------------------------------------------------
 
 
+def sample_lock_waits(url, stop, samples):
+    """Thread: ~20 times a second, how many of the benchmark's backends that are inside a
+    statement or transaction wait for a lock held by another transaction."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        while not stop.is_set():
+            waiting, busy = db.execute(
+                "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), count(*)"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state <> 'idle' AND pid <> pg_backend_pid()"
+            ).fetchone()
+            samples.append((time.perf_counter(), waiting, busy))
+            stop.wait(0.05)
+
+
 def run_clients(ctx, url, layout, plan, conf):
-    """Start the clients, collect (began, ended) per round and client; fail loudly."""
+    """Start the clients, collect per round its wall time, the clients' CPU time and the
+    share of busy backends waiting on a lock; fail loudly."""
     start = ctx.Barrier(conf["clients"])
     results = ctx.Queue()
     processes = []
@@ -224,6 +242,9 @@ def run_clients(ctx, url, layout, plan, conf):
         process.start()
         processes.append(process)
     spans = {n: [] for n in range(len(plan))}
+    stop, samples = threading.Event(), []
+    sampler = threading.Thread(target=sample_lock_waits, args=(url, stop, samples), daemon=True)
+    sampler.start()
     try:
         for _ in range(len(plan) * conf["clients"]):
             status, number, detail = results.get(timeout=900)
@@ -231,14 +252,23 @@ def run_clients(ctx, url, layout, plan, conf):
                 raise RuntimeError(f"client {number} failed:\n{detail}")
             spans[number].append(detail)
     finally:
+        stop.set()
+        sampler.join(timeout=10)
         for process in processes:
             process.join(timeout=30)
             if process.is_alive():
                 process.terminate()
-    return {
-        n: (max(e for _, e, _ in s) - min(b for b, _, _ in s), sum(c for _, _, c in s))
-        for n, s in spans.items()
-    }
+    measured = {}
+    for n, span in spans.items():
+        began, ended = min(b for b, _, _ in span), max(e for _, e, _ in span)
+        inside = [(w, b) for t, w, b in samples if began <= t <= ended]
+        measured[n] = {
+            "wall": ended - began,
+            "cpu": sum(c for _, _, c in span),
+            "waiting": sum(w for w, _ in inside),
+            "busy": sum(b for _, b in inside),
+        }
+    return measured
 
 
 def make_plan(rounds):
@@ -261,14 +291,16 @@ def report(scenario, plan, measured, per_round):
     rates = {}
     for side in sides:
         rounds = [measured[n] for n, step in enumerate(plan) if step == (scenario, side)]
-        rates[side] = [common.rate(per_round, wall) for wall, _cpu in rounds]
-        cpu = common.median([cpu for _wall, cpu in rounds]) / per_round * 1000
+        rates[side] = [common.rate(per_round, r["wall"]) for r in rounds]
+        cpu = common.median([r["cpu"] for r in rounds]) / per_round * 1000
+        busy = sum(r["busy"] for r in rounds)
+        waiting = 100 * sum(r["waiting"] for r in rounds) / busy if busy else 0
         common.figures(
             LABELS[side],
             per_round,
-            common.median([wall for wall, _cpu in rounds]),
+            common.median([r["wall"] for r in rounds]),
             rates[side],
-            f"client CPU {cpu:.2f} ms/op",
+            f"client CPU {cpu:.2f} ms/op, lock waits {waiting:.0f}%",
         )
 
     def ratios(side):
@@ -276,7 +308,7 @@ def report(scenario, plan, measured, per_round):
 
     if HOT_SYSTEM in sides:
         print(
-            "  a stored system balance (reference / floor) would give ratio "
+            "  a stored system balance (reference / floor) gives ratio "
             f"{common.median(ratios(HOT_SYSTEM)):.2f}",
             flush=True,
         )

@@ -8,10 +8,11 @@ accounts derive theirs from transfers, so no transfer waits on a shared row.
 Every operation takes an idempotency key. Repeating it with the same content returns what was
 recorded the first time; with other content it raises ``KeyConflict``. An operation that needs
 more than one transfer writes the first under ``key`` and the others under ``key:<leg>``, all
-in one database transaction. Inside a caller's transaction the replay of a key recorded
-concurrently needs a savepoint; ``hold`` and ``capture`` take ``savepoint=False`` from a
-caller that knows its key is new (checkout: under the order's hold row) and, should it not be,
-rolls its own transaction back and asks again with the default, which replays.
+in one database transaction. Inside a caller's transaction each operation spends a savepoint,
+so that a key found recorded (its INSERT fails) can still be replayed there. ``hold`` and
+``capture`` take ``savepoint=False`` from a caller that knows its key is new (the checkout,
+under the order's hold row): a recorded key then raises ``IntegrityError``, the caller's
+transaction rolls back whole, and the caller asks again with the default, which replays.
 
 Amounts are ``Decimal`` with two places; anything finer is refused rather than rounded here
 (callers round on purpose, e.g. ``earning`` rounds down to the programme's step).

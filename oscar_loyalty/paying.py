@@ -371,7 +371,7 @@ def capture(order):
         return _capture(order, savepoint=False)
     except IntegrityError:
         # The key is recorded though the hold says held (a database without row locks, a
-        # row restored by hand): the block above rolled back; replay it, mark the hold.
+        # row restored by hand): that attempt rolled back; this one replays the key.
         return _capture(order, savepoint=True)
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from oscar.apps.order.utils import OrderCreator
 from oscar.apps.payment.exceptions import PaymentError, UnableToTakePayment
 
-from oscar_loyalty import paying, tasks
+from oscar_loyalty import ledger, paying, receivers, tasks
 from sandbox.checkout.views import CashOnDeliveryPaymentDetailsView, PaymentDetailsView
 from tests.integration.checkout_support import (
     D,
@@ -175,6 +175,51 @@ def test_stale_hold_of_an_order_that_exists_is_captured_not_released(at_payment,
     assert balance(card) == D("1500.00")
     source = order.sources.get(source_type__code="bonus-points")
     assert source.amount_debited == D("500.00")
+
+
+# Real transactions: the checkout writes its hold and capture without savepoints and, should a
+# key be recorded already, rolls back and replays; here that rollback is a real one.
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hold_transfer_recorded_without_its_row_is_replayed_not_taken_twice(card):
+    ledger.hold(card, D("500"), "order:600001:hold", order_number="600001")
+    assert balance(card) == D("1500.00")
+
+    hold = paying.hold_points(card, "600001", D("500"), D("500"))
+
+    assert (hold.status, hold.points) == (Hold.HELD, D("500.00"))
+    assert Hold.objects.get().pk == hold.pk
+    assert keys("600001") == ["order:600001:hold"]
+    assert balance(card) == D("1500.00")
+
+
+def settle_by_receiver(order):
+    receivers.capture_points(sender=None, order=order)
+
+
+def settle_by_periodic_task(order):
+    Hold.objects.update(created=timezone.now() - timedelta(hours=3))
+    tasks.release_stale_holds.delay()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("settle", [settle_by_receiver, settle_by_periodic_task])
+def test_capture_recorded_without_the_holds_status_is_replayed_once(
+    at_payment, card, monkeypatch, settle
+):
+    monkeypatch.setattr(paying, "capture", lambda order: None)
+    place_order(at_payment)
+    monkeypatch.undo()
+    order = Order.objects.get()
+    ledger.capture(card, D("500"), f"order:{order.number}:capture", order_number=order.number)
+    assert Hold.objects.get().status == Hold.HELD
+
+    settle(order)
+
+    assert Hold.objects.get().status == Hold.CAPTURED
+    assert keys(order.number) == [f"order:{order.number}:capture", f"order:{order.number}:hold"]
+    assert balance(card) == D("1500.00")
 
 
 def test_timeout_is_configurable(at_payment, card, monkeypatch, settings):

@@ -14,12 +14,13 @@ import pytest
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from oscar.core.loading import get_model
 
-from oscar_loyalty import audit, earning, grades, ledger
+from oscar_loyalty import audit, earning, grades, ledger, paying
 from oscar_loyalty.exceptions import InsufficientPoints
 
 Account = get_model("oscar_loyalty", "Account")
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
+Hold = get_model("oscar_loyalty", "Hold")
 Transfer = get_model("oscar_loyalty", "Transfer")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -233,6 +234,22 @@ def earn_on_order(card):
     return post
 
 
+def checkout_hold(card):
+    """The checkout's first hold of an order: row and transfer without a savepoint."""
+    return lambda: paying.hold_points(load(card), "100060", D("25.00"), D("25.00"))
+
+
+def prepare_checkout_hold(card):
+    prepare_balance(card)
+    checkout_hold(card)()
+
+
+def checkout_capture(card):
+    """The order exists (only its number is read): the held points are captured."""
+    order = mock.Mock(number="100060")
+    return lambda: paying.capture(order)
+
+
 # (name, setup, operation, writes it makes): every write of each operation gets a fault.
 OPERATIONS = {
     "spend": (
@@ -260,6 +277,16 @@ OPERATIONS = {
         earn_on_order,
         5,  # credit with repay (4), accrual marked posted
     ),
+    "checkout hold": (
+        prepare_balance,
+        checkout_hold,
+        4,  # hold row, the "held" system account (first use), transfer, card balance
+    ),
+    "checkout capture": (
+        prepare_checkout_hold,
+        checkout_capture,
+        3,  # the "redeemed" system account (first use), transfer, hold marked captured
+    ),
 }
 
 FAULT_CASES = [
@@ -274,6 +301,7 @@ def snapshot():
         sorted(Transfer.objects.values_list("key", "amount")),
         sorted(Account.objects.values_list("pk", "balance")),
         sorted(Accrual.objects.values_list("pk", "status")),
+        sorted(Hold.objects.values_list("order_number", "points", "status")),
     )
 
 
@@ -339,6 +367,23 @@ def test_caller_rolling_back_takes_the_ledger_writes_with_it(card):
         ledger.debit_card(load(card), D("10.00"), "op:inside")
         raise Fault("the order could not be saved")
 
+    assert snapshot() == before
+    assert_audit_clean()
+
+
+def test_a_recorded_key_without_a_savepoint_rolls_the_callers_transaction_back(card):
+    """``savepoint=False`` never counts a key twice: inside the caller's transaction a repeat
+    raises and takes the caller's own writes with it; on its own it returns the first."""
+    prepare_balance(card)
+    first = ledger.hold(load(card), D("25.00"), "op:hold")
+    before = snapshot()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ledger.credit_card(load(card), D("5.00"), "op:caller")
+        ledger.hold(load(card), D("25.00"), "op:hold", savepoint=False)
+
+    assert snapshot() == before
+    assert ledger.hold(load(card), D("25.00"), "op:hold", savepoint=False) == first
     assert snapshot() == before
     assert_audit_clean()
 
