@@ -22,7 +22,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
-from django.db.models.functions import Round
 from django.utils.translation import gettext
 from oscar.core.loading import get_model
 
@@ -167,17 +166,6 @@ def _replay(key, kind, card, amount):
     return recorded
 
 
-def _moved(delta):
-    """The new cached balance, rounded to cents in SQL.
-
-    SQLite keeps decimals as binary floats: 21.56 - 10.15 is stored as 11.409999999999998,
-    which then fails ``balance >= 11.41``. Rounding each write keeps the stored value the
-    float nearest to the exact amount, so the conditional UPDATEs compare correctly; on
-    PostgreSQL (exact numeric) it changes nothing.
-    """
-    return Round(F("balance") + delta, 2)
-
-
 def _apply(legs):
     """Insert ``legs`` and move cached balances, in the caller's transaction.
 
@@ -207,7 +195,12 @@ def _move_balance(account, delta):
 
     One conditional UPDATE, the statement every spend runs. It is written in SQL because the
     ORM's ``filter().update()`` costs about four times as much Python as the query itself,
-    which was most of a spend's CPU (see benchmarks/README.md). ``ROUND`` as in ``_moved``.
+    which was most of a spend's CPU (see benchmarks/README.md).
+
+    ``ROUND``: SQLite keeps decimals as binary floats, so 21.56 - 10.15 would be stored as
+    11.409999999999998 and then fail ``balance >= 11.41``. Rounding each write keeps the
+    stored value the float nearest to the exact amount; on PostgreSQL (exact numeric) it
+    changes nothing.
     """
     table = connection.ops.quote_name(Account._meta.db_table)
     balance = connection.ops.quote_name(Account._meta.get_field("balance").column)

@@ -661,7 +661,8 @@ class JobListView(SingleTableView):
     context_table_name = "jobs"
 
     def get_queryset(self):
-        return Job.objects.select_related("created_by")
+        # Import drafts wait for the manager's confirmation on their own preview page.
+        return Job.objects.exclude(params__has_key="draft").select_related("created_by")
 
     def get_table_pagination(self, table):
         return {"per_page": per_page()}

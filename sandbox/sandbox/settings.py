@@ -150,6 +150,8 @@ LANGUAGES = [
 TIME_ZONE = "Europe/Moscow"
 USE_I18N = True
 USE_TZ = True
+# The sandbox's own strings (templates/, checkout fork, settings); the package brings its own.
+LOCALE_PATHS = [SANDBOX_DIR / "sandbox" / "locale"]
 
 # Static files and media
 STATIC_URL = "/static/"

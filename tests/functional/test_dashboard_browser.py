@@ -12,6 +12,7 @@ from tests import factories
 from tests.integration.dashboard_support import make_staff
 
 Card = get_model("oscar_loyalty", "Card")
+Category = get_model("oscar_loyalty", "Category")
 Job = get_model("oscar_loyalty", "Job")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -20,6 +21,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def shop(settings, program):
     settings.OSCAR_LOYALTY_JOB_CHUNK_SIZE = 2
+    # Made by a migration, but an earlier transactional test may have flushed it.
+    Category.objects.get_or_create(name="VIP", defaults={"colour": "#6f42c1"})
     for n in range(5):
         factories.make_card(program, phone=f"+7916555{n:04d}")
     return make_staff(first_name="Maria", last_name="Manager")
