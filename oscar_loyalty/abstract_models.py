@@ -30,9 +30,9 @@ colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour like #
 class AbstractProgram(models.Model):
     """A kind of card a shop issues ("card type") and the rules its cards follow."""
 
-    name = models.CharField(_("name"), max_length=128)
+    name = models.CharField(pgettext_lazy("programme", "name"), max_length=128)
     code = models.SlugField(_("code"), max_length=64, unique=True)
-    is_active = models.BooleanField(_("active"), default=True)
+    is_active = models.BooleanField(pgettext_lazy("programme", "active"), default=True)
     point_value = models.DecimalField(
         _("value of one point"),
         help_text=_("How much money one point pays for at checkout."),

@@ -844,7 +844,7 @@ def error_rows(job):
         if not reasons and item["n"] in failed:
             reasons = [failed[item["n"]]]
         if reasons:
-            yield item["n"], item.get("c", []), "; ".join(reasons)
+            yield item["n"], item.get("c", []), " ".join(reasons)
 
 
 def error_list(job, limit=200):
@@ -925,7 +925,7 @@ def _apply_rows(job, items):
     _relax_commit()
     rows = [Row.from_item(item) for item in items]
     failures = [
-        {"item": r.n, "reason": "; ".join(m for _role, m in r.errors)} for r in rows if r.errors
+        {"item": r.n, "reason": " ".join(m for _role, m in r.errors)} for r in rows if r.errors
     ]
     rows = [r for r in rows if not r.errors]
     keys = [row_key(job.pk, r.n) for r in rows]
@@ -942,7 +942,7 @@ def _apply_rows(job, items):
         classify(row, known, seen_cards)
     for row in rows:
         if row.errors:
-            failures.append({"item": row.n, "reason": "; ".join(m for _r, m in row.errors)})
+            failures.append({"item": row.n, "reason": " ".join(m for _r, m in row.errors)})
     todo = [r for r in rows if not r.errors]
     try:
         with transaction.atomic():
@@ -986,80 +986,69 @@ def _new_numbers(program, count, taken):
 
 
 def _apply_bulk(job, rows):
-    """Apply checked rows in a few statements: new cards first, then one transfer per row."""
+    """Apply checked rows in a few statements: new cards with their opening balances, then
+    one transfer per row for the cards that exist."""
     program = job.program
-    issued = ledger.system_account(program, ledger.ISSUED).pk
+    note = _("Import #%(job)s, row %(row)s")
+    descriptions = {}
+
+    def transfer(row):
+        """Key, amount, description and note of the row's transfer."""
+        kind = (row.action, row.diff > 0)
+        if kind not in descriptions:
+            descriptions[kind] = _description(row)
+        return row_key(job.pk, row.n), abs(row.diff), descriptions[kind], _note(job, row, note)
+
     new = [r for r in rows if r.action == NEW]
-    legs, slow = [], []
     if new:
         blank = [r for r in new if not r.number]
         generated = iter(_new_numbers(program, len(blank), {r.number for r in new}))
         for row in blank:
             row.number = next(generated)
-        accounts = ledger.open_card_accounts_many(program, len(new))
         grade = program.lowest_grade()
-        ids = inserts.insert(
-            Card,
-            (
-                "program_id",
-                "number",
-                "user_id",
-                "phone",
-                "grade_id",
-                "account_id",
-                "debt_account_id",
-                "created_by_id",
-            ),
-            [
-                (
-                    program.pk,
-                    r.number,
-                    r.user_id,
-                    r.phone,
-                    grade.pk if grade else None,
-                    a,
-                    d,
-                    job.created_by_id,
-                )
-                for r, (a, d) in zip(new, accounts, strict=True)
-            ],
+        columns = ("program_id", "number", "user_id", "phone", "grade_id", "account_id")
+        columns += ("debt_account_id", "created_by_id")
+
+        def make_cards(accounts):
+            return inserts.insert(
+                Card,
+                columns,
+                [
+                    (
+                        program.pk,
+                        r.number,
+                        r.user_id,
+                        r.phone,
+                        grade and grade.pk,
+                        a,
+                        d,
+                        job.created_by_id,
+                    )
+                    for r, (a, d) in zip(new, accounts, strict=True)
+                ],
+            )
+
+        ledger.open_card_accounts_many(
+            program,
+            [transfer(row) for row in new],
+            make_cards,
+            Transfer.IMPORT,
+            fields=("description", "note"),
+            created_by_id=job.created_by_id,
         )
-        for row, card_id, (account_id, _debt) in zip(new, ids, accounts, strict=True):
-            if row.diff > 0:
-                legs.append((row, issued, account_id, card_id))
+    issued = ledger.system_account(program, ledger.ISSUED).pk
+    legs, slow = [], []
     for row in rows:
         if row.action not in (SET, TOPPED):
             continue
         card = row.card
         if row.diff > 0 and card.debt > 0:
             slow.append(row)  # the ledger repays the card's debt first
-        elif row.diff > 0:
-            legs.append((row, issued, card.account_id, card.id))
-        else:
-            legs.append((row, card.account_id, issued, card.id))
-    note = _("Import #%(job)s, row %(row)s")
-    descriptions = {}
-    for row, *_rest in legs:
-        kind = (row.action, row.diff > 0)
-        if kind not in descriptions:
-            descriptions[kind] = _description(row)
-    ledger.post_many(
-        [
-            (
-                row_key(job.pk, row.n),
-                Transfer.IMPORT,
-                debit,
-                credit,
-                abs(row.diff),
-                card_id,
-                descriptions[row.action, row.diff > 0],
-                _note(job, row, note),
-            )
-            for row, debit, credit, card_id in legs
-        ],
-        fields=("description", "note"),
-        created_by_id=job.created_by_id,
-    )
+            continue
+        key, amount, *extra = transfer(row)
+        debit, credit = (issued, card.account_id) if row.diff > 0 else (card.account_id, issued)
+        legs.append((key, Transfer.IMPORT, debit, credit, amount, card.id, *extra))
+    ledger.post_many(legs, fields=("description", "note"), created_by_id=job.created_by_id)
     for row in slow:
         _apply_one(job, row)
 

@@ -602,14 +602,41 @@ def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=
 # --- many cards, each with its own amount (Excel import) -----------------------------------
 
 
-def open_card_accounts_many(program, count):
-    """Points and debt accounts for ``count`` new cards, as ``[(points_id, debt_id)]``."""
+def open_card_accounts_many(program, openings, make_cards, kind, fields=(), **details):
+    """Accounts for many new cards, each points account opening with its amount, and the
+    transfers from the programme's "issued" account that explain those amounts.
+
+    ``openings`` are ``(key, amount, *extra)`` per card (an amount of zero records no
+    transfer; ``extra`` are values of the Transfer ``fields``, ``details`` are the same for
+    every transfer). ``make_cards(accounts)`` inserts the cards that own the accounts, given
+    ``[(points_id, debt_id)]`` in order, and returns their ids. The balances are written
+    with the accounts rather than moved by an UPDATE after them; they and their transfers
+    commit together or not at all. Returns the card ids.
+    """
     from oscar_loyalty import inserts
 
-    pair = ((program.pk, Account.POINTS), (program.pk, Account.DEBT))
-    rows = [row for _ in range(count) for row in pair]
-    ids = inserts.insert(Account, ("program_id", "kind"), rows)
-    return list(zip(ids[0::2], ids[1::2], strict=True))
+    amounts = [to_amount(amount) if amount else ZERO for _key, amount, *_extra in openings]
+    rows = []
+    for amount in amounts:
+        rows += [(program.pk, Account.POINTS, amount), (program.pk, Account.DEBT, ZERO)]
+    with transaction.atomic():
+        issued = system_account(program, ISSUED).pk
+        ids = inserts.insert(Account, ("program_id", "kind", "balance"), rows)
+        points = ids[0::2]
+        card_ids = make_cards(list(zip(points, ids[1::2], strict=True)))
+        values = tuple(details.values())
+        inserts.insert(
+            Transfer,
+            ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *fields, *details),
+            [
+                (key, kind, issued, account, amount, card, *extra, *values)
+                for (key, _amount, *extra), amount, account, card in zip(
+                    openings, amounts, points, card_ids, strict=True
+                )
+                if amount
+            ],
+        )
+    return card_ids
 
 
 def post_many(legs, fields=(), **details):

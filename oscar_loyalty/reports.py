@@ -28,6 +28,7 @@ from django.core.files import File
 from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from oscar.core.loading import get_model
 
 from oscar_loyalty import excel, jobs, ledger, phones
@@ -158,7 +159,7 @@ def report_header():
         _("Phone"),
         _("Customer"),
         _("Kind"),
-        _("Change"),
+        pgettext("balance change", "Change"),
         _("Amount"),
         _("Description"),
         _("Internal note"),
