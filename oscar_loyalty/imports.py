@@ -58,6 +58,7 @@ NEW, SET, TOPPED, SAME = "new", "set", "topup", "same"
 BATCH = 1000
 MAX_AMOUNT = Decimal("1000000000000")
 ZERO = Decimal("0")
+CENT = Decimal("0.01")
 
 # Header words (lower case, letters and digits only, "ё" read as "е") that name each column.
 HEADERS = {
@@ -126,6 +127,8 @@ def parse_amount(text):
     Returns ``None`` for a blank cell. A lone separator followed by three digits (``1,500``)
     is refused as ambiguous rather than guessed.
     """
+    if text.isascii() and text.isdigit():  # "250": most cells, read without the rules below
+        return _checked_amount(Decimal(text), text)
     raw = text
     text = text.translate(_SPACES).replace("\u2212", "-").replace("\u2013", "-")
     if not text:
@@ -158,11 +161,16 @@ def parse_amount(text):
         value = Decimal(sign + text)
     except InvalidOperation:
         raise AmountError(_("“%(value)s” is not a number.") % {"value": raw}) from None
-    if value != value.quantize(Decimal("0.01")):
-        raise AmountError(_("“%(value)s” has more than two decimal places.") % {"value": raw})
+    return _checked_amount(value, raw)
+
+
+def _checked_amount(value, raw):
+    # size first: quantizing a 30-digit number would raise InvalidOperation
     if abs(value) >= MAX_AMOUNT:
         raise AmountError(_("“%(value)s” is too large.") % {"value": raw})
-    return value.quantize(Decimal("0.01"))
+    if value != value.quantize(CENT):
+        raise AmountError(_("“%(value)s” has more than two decimal places.") % {"value": raw})
+    return value.quantize(CENT)
 
 
 class PhoneReader:
@@ -193,9 +201,13 @@ class PhoneReader:
         return (frozenset(desc.possible_length), re.compile(desc.national_number_pattern))
 
     def _compile(self, metadata):
+        # Mobile and fixed-line first: most phones are one of them, and the order of the
+        # types does not change whether one of them matches.
         types = [
             self._desc(getattr(metadata, name))
             for name in (
+                "mobile",
+                "fixed_line",
                 "premium_rate",
                 "toll_free",
                 "shared_cost",
@@ -204,8 +216,6 @@ class PhoneReader:
                 "pager",
                 "uan",
                 "voicemail",
-                "fixed_line",
-                "mobile",
             )
         ]
         prefix = metadata.national_prefix_for_parsing
@@ -228,24 +238,33 @@ class PhoneReader:
                     continue
             elif not (general and self._matches(general, national)):
                 continue
-            return bool(
-                general
-                and self._matches(general, national)
-                and any(self._matches(t, national) for t in types)
-            )
+            if not (general and self._matches(general, national)):
+                return False
+            for desc in types:
+                if self._matches(desc, national):
+                    return True
+            return False
         return False
 
+    _SEPARATORS = str.maketrans("", "", "+ ()-.")
+
     def _fast(self, text):
-        if not self.code or not self.regions or not self._SHAPE.fullmatch(text):
+        if not self.code or not self.regions:
             return None
-        digits = "".join(ch for ch in text if ch.isdigit())
+        if text.isascii() and text.isdigit():
+            digits = text
+        elif self._SHAPE.fullmatch(text):
+            digits = text.translate(self._SEPARATORS)
+        else:
+            return None
         if not digits.startswith(self.code) or len(digits) <= 10:
             return None
         national = digits[len(self.code) :]
         if national.startswith("0"):
             return None
-        if any(p is not None and p.match(national) for _l, _g, _t, p in self.regions):
-            return None  # a national prefix phonenumbers might strip: let it decide
+        for _leading, _general, _types, prefix in self.regions:
+            if prefix is not None and prefix.match(national):
+                return None  # a national prefix phonenumbers might strip: let it decide
         return digits if self._valid(national) else False
 
     def normalise(self, raw):
@@ -300,34 +319,28 @@ class Row:
 
     @classmethod
     def from_item(cls, data):
+        """A stored row with its values and errors; what it does is decided again."""
         row = cls(n=data["n"], cells=tuple(data.get("c", ())))
         row.phone, row.number = data.get("p", ""), data.get("k", "")
         row.topup = Decimal(data["t"]) if "t" in data else None
         row.balance = Decimal(data["b"]) if "b" in data else None
         row.errors = list(data.get("e", ()))
-        row.action = data.get("a", "")
-        row.diff = Decimal(data.get("d", "0"))
         return row
-
-
-def _cell(cells, mapping, role):
-    try:
-        index = mapping.index(role)
-    except ValueError:
-        return ""
-    return cells[index] if index < len(cells) else ""
 
 
 def parse_row(n, cells, mapping, reader):
     """Read one row's cells by the column mapping; no database access."""
     row = Row(n=n, cells=cells)
-    phone = _cell(cells, mapping, PHONE)
+    texts = {}
+    for role, text in zip(mapping, cells, strict=False):
+        texts.setdefault(role, text)  # a role chosen twice reads its first column
+    phone = texts.get(PHONE, "")
     if phone:
         try:
             row.phone = reader.normalise(phone)
         except PhoneInvalid as exc:
             row.error(PHONE, exc)
-    number = _cell(cells, mapping, NUMBER)
+    number = texts.get(NUMBER, "")
     if number:
         try:
             row.number = cards.clean_number(number)
@@ -341,7 +354,7 @@ def parse_row(n, cells, mapping, reader):
             row.error(NUMBER, message)
     for role in (TOPUP, BALANCE):
         try:
-            value = parse_amount(_cell(cells, mapping, role))
+            value = parse_amount(texts.get(role, ""))
         except AmountError as exc:
             row.error(role, exc)
             continue
@@ -655,8 +668,9 @@ def mapping_errors(mapping):
 
 def _digest(program, rows):
     digest = hashlib.sha256(str(program.pk).encode())
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps would build one a row
     for _n, cells in rows:
-        digest.update(json.dumps(cells, ensure_ascii=False).encode())
+        digest.update(encode(cells).encode())
     return digest.hexdigest()
 
 
@@ -927,15 +941,12 @@ def _apply_rows(job, items):
     failures = [
         {"item": r.n, "reason": " ".join(m for _role, m in r.errors)} for r in rows if r.errors
     ]
-    rows = [r for r in rows if not r.errors]
-    keys = [row_key(job.pk, r.n) for r in rows]
+    keys = {row_key(job.pk, r.n): r for r in rows if not r.errors}
     recorded = set(
         Transfer.objects.filter(among(Transfer, "key", keys)).values_list("key", flat=True)
     )
-    replayed = [r for r in rows if row_key(job.pk, r.n) in recorded]
-    rows = [r for r in rows if row_key(job.pk, r.n) not in recorded]
-    for row in rows:
-        row.action, row.diff = "", ZERO
+    rows = [r for key, r in keys.items() if key not in recorded]
+    replayed = len(keys) - len(rows)
     known = Cards(job.program).load(rows, lock=True)
     seen_cards = {}
     for row in rows:
@@ -958,21 +969,21 @@ def _apply_rows(job, items):
                 succeeded += 1
             except (LoyaltyError, IntegrityError) as exc:
                 failures.append({"item": row.n, "reason": str(exc)})
-    return succeeded + len(replayed), failures
+    return succeeded + replayed, failures
 
 
 def _new_numbers(program, count, taken):
     """``count`` free card numbers of the programme's length (Luhn check digit last)."""
     length = program.card_number_length
     low = 10 ** (length - 2)
+    luhn = conf.card_number_check_digit
     numbers = []
     while len(numbers) < count:
         wanted = count - len(numbers)
         batch = set()
         while len(batch) < wanted:
             body = str(low + secrets.randbelow(9 * low))
-            last = cards.check_digit(body) if conf.card_number_check_digit else "0"
-            number = body + last
+            number = body + (cards.check_digit(body) if luhn else "0")
             if number not in taken:
                 batch.add(number)
         clash = set(
@@ -988,7 +999,7 @@ def _new_numbers(program, count, taken):
 def _apply_bulk(job, rows):
     """Apply checked rows in a few statements: new cards with their opening balances, then
     one transfer per row for the cards that exist."""
-    program = job.program
+    program, job_id, by_id = job.program, job.pk, job.created_by_id
     note = _("Import #%(job)s, row %(row)s")
     descriptions = {}
 
@@ -997,7 +1008,8 @@ def _apply_bulk(job, rows):
         kind = (row.action, row.diff > 0)
         if kind not in descriptions:
             descriptions[kind] = _description(row)
-        return row_key(job.pk, row.n), abs(row.diff), descriptions[kind], _note(job, row, note)
+        text = note % {"job": job_id, "row": row.n}
+        return row_key(job_id, row.n), abs(row.diff), descriptions[kind], text
 
     new = [r for r in rows if r.action == NEW]
     if new:
@@ -1006,26 +1018,18 @@ def _apply_bulk(job, rows):
         for row in blank:
             row.number = next(generated)
         grade = program.lowest_grade()
-        columns = ("program_id", "number", "user_id", "phone", "grade_id", "account_id")
-        columns += ("debt_account_id", "created_by_id")
 
         def make_cards(accounts):
             return inserts.insert(
                 Card,
-                columns,
+                ("number", "user_id", "phone", "account_id", "debt_account_id"),
                 [
-                    (
-                        program.pk,
-                        r.number,
-                        r.user_id,
-                        r.phone,
-                        grade and grade.pk,
-                        a,
-                        d,
-                        job.created_by_id,
-                    )
-                    for r, (a, d) in zip(new, accounts, strict=True)
+                    (r.number, r.user_id, r.phone, *pair)
+                    for r, pair in zip(new, accounts, strict=True)
                 ],
+                program_id=program.pk,
+                grade_id=grade and grade.pk,
+                created_by_id=by_id,
             )
 
         ledger.open_card_accounts_many(
@@ -1034,7 +1038,7 @@ def _apply_bulk(job, rows):
             make_cards,
             Transfer.IMPORT,
             fields=("description", "note"),
-            created_by_id=job.created_by_id,
+            created_by_id=by_id,
         )
     issued = ledger.system_account(program, ledger.ISSUED).pk
     legs, slow = [], []
@@ -1048,7 +1052,7 @@ def _apply_bulk(job, rows):
         key, amount, *extra = transfer(row)
         debit, credit = (issued, card.account_id) if row.diff > 0 else (card.account_id, issued)
         legs.append((key, Transfer.IMPORT, debit, credit, amount, card.id, *extra))
-    ledger.post_many(legs, fields=("description", "note"), created_by_id=job.created_by_id)
+    ledger.post_many(legs, fields=("description", "note"), created_by_id=by_id)
     for row in slow:
         _apply_one(job, row)
 

@@ -10,6 +10,7 @@ moved by ``ledger`` alone.
 """
 
 import re
+from contextlib import contextmanager
 
 from django.db import connections, router
 from django.db.models import DateField, DateTimeField, DecimalField, F, Lookup, Q
@@ -27,10 +28,11 @@ def _default(field, connection):
     return field.get_db_prep_save(value, connection)
 
 
-def insert(model, columns, rows, using=None):
+def insert(model, columns, rows, using=None, **same):
     """Insert ``rows`` (tuples of values for the ``columns`` attnames) and return their new
-    primary keys in the same order. Values must already be database-ready (str, int, None,
-    Decimal); dates are converted per row."""
+    primary keys in the same order. ``same`` gives values (by attname) shared by every row,
+    sent once. Values must already be database-ready (str, int, None, Decimal); dates are
+    converted per row."""
     rows = list(rows)
     if not rows:
         return []
@@ -39,8 +41,15 @@ def insert(model, columns, rows, using=None):
     opts = model._meta
     by_attname = {f.attname: f for f in opts.concrete_fields}
     given = [by_attname[name] for name in columns]
-    others = [f for f in opts.concrete_fields if f.attname not in columns and f is not opts.pk]
-    constants = [_default(f, connection) for f in others]
+    shared = [by_attname[name] for name in same]
+    others = [
+        f
+        for f in opts.concrete_fields
+        if f.attname not in columns and f.attname not in same and f is not opts.pk
+    ]
+    constants = [f.get_db_prep_save(same[f.attname], connection) for f in shared]
+    constants += [_default(f, connection) for f in others]
+    others = shared + others
     converters = [
         (i, f)
         for i, f in enumerate(given)
@@ -99,6 +108,8 @@ def array_literal(values):
         joined = ",".join(texts)
         if all(texts) and _PLAIN_LIST.fullmatch(joined) and "NULL" not in joined.upper():
             return "{" + joined + "}"
+        if '"' not in joined and "\\" not in joined:  # every element quoted, none escaped
+            return '{"' + '","'.join(texts) + '"}'
     parts = []
     for value in values:
         if value is None:
@@ -109,6 +120,27 @@ def array_literal(values):
             text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
         parts.append(text)
     return "{" + ",".join(parts) + "}"
+
+
+@contextmanager
+def bulk_cursor(connection):
+    """A cursor for statements that carry big array parameters.
+
+    Django's psycopg 3 cursors bind on the client: every parameter is quoted into the SQL
+    text, which for the array literals of an import chunk costs more than running the
+    statement. On PostgreSQL this cursor sends them apart from the SQL (server-side
+    binding); errors are still Django's (``IntegrityError``...).
+    """
+    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    with (
+        connection.wrap_database_errors,
+        connection.Database.Cursor(connection.connection) as cursor,
+    ):
+        yield cursor
 
 
 def _insert_unnest(connection, table, names, opts, given, others, constants, rows):
@@ -127,7 +159,7 @@ def _insert_unnest(connection, table, names, opts, given, others, constants, row
     )
     columns = list(zip(*rows, strict=True))
     pks = []
-    with connection.cursor() as cursor:
+    with bulk_cursor(connection) as cursor:
         step = BATCH * 5
         for start in range(0, len(rows), step):
             params = [array_literal(column[start : start + step]) for column in columns]

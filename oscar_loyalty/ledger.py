@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.db.models.functions import Round
 from django.utils.translation import gettext
 from oscar.core.loading import get_model
 
@@ -468,7 +469,8 @@ def _move_balances(changes):
             rows = rows.filter(balance__gte=-delta)
         elif delta > 0 and kind == Account.DEBT:
             rows = rows.filter(balance__lte=-delta)
-        if rows.update(balance=F("balance") + delta) != len(ids):
+        # ROUND as in ``_move_balance``: exact on PostgreSQL, no float drift on SQLite.
+        if rows.update(balance=Round(F("balance") + delta, 2)) != len(ids):
             raise InsufficientPoints(ZERO, abs(delta))
 
 
@@ -618,23 +620,25 @@ def open_card_accounts_many(program, openings, make_cards, kind, fields=(), **de
     amounts = [to_amount(amount) if amount else ZERO for _key, amount, *_extra in openings]
     rows = []
     for amount in amounts:
-        rows += [(program.pk, Account.POINTS, amount), (program.pk, Account.DEBT, ZERO)]
+        rows += [(Account.POINTS, amount), (Account.DEBT, ZERO)]
     with transaction.atomic():
         issued = system_account(program, ISSUED).pk
-        ids = inserts.insert(Account, ("program_id", "kind", "balance"), rows)
+        ids = inserts.insert(Account, ("kind", "balance"), rows, program_id=program.pk)
         points = ids[0::2]
         card_ids = make_cards(list(zip(points, ids[1::2], strict=True)))
-        values = tuple(details.values())
         inserts.insert(
             Transfer,
-            ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *fields, *details),
+            ("key", "credit_id", "amount", "card_id", *fields),
             [
-                (key, kind, issued, account, amount, card, *extra, *values)
+                (key, account, amount, card, *extra)
                 for (key, _amount, *extra), amount, account, card in zip(
                     openings, amounts, points, card_ids, strict=True
                 )
                 if amount
             ],
+            kind=kind,
+            debit_id=issued,
+            **details,
         )
     return card_ids
 
@@ -656,16 +660,15 @@ def post_many(legs, fields=(), **details):
     if not legs:
         return []
     rows, deltas = [], {}
-    values = tuple(details.values())
     for key, kind, debit_id, credit_id, amount, card_id, *extra in legs:
         amount = to_amount(amount)
         if debit_id == credit_id:
             raise InvalidAmount(f"{key}: a transfer needs two accounts")
-        rows.append((key, kind, debit_id, credit_id, amount, card_id, *extra, *values))
+        rows.append((key, kind, debit_id, credit_id, amount, card_id, *extra))
         deltas[debit_id] = deltas.get(debit_id, ZERO) - amount
         deltas[credit_id] = deltas.get(credit_id, ZERO) + amount
-    columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *fields, *details)
-    ids = inserts.insert(Transfer, columns, rows)
+    columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *fields)
+    ids = inserts.insert(Transfer, columns, rows, **details)
     kinds = dict(
         Account.objects.filter(inserts.among(Account, "id", deltas)).values_list("pk", "kind")
     )
@@ -682,10 +685,10 @@ def _move_balances_each(deltas, batch=300):
     quote = connection.ops.quote_name
     table, pk = quote(Account._meta.db_table), quote(Account._meta.pk.column)
     column = quote(Account._meta.get_field("balance").column)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one join with two arrays, however many rows
-            from oscar_loyalty.inserts import array_literal
+    from oscar_loyalty.inserts import array_literal, bulk_cursor
 
+    with bulk_cursor(connection) as cursor:
+        if connection.vendor == "postgresql":  # one join with two arrays, however many rows
             ids = array_literal(d[0] for d in deltas)
             amounts = array_literal(d[1] for d in deltas)
             cursor.execute(
@@ -703,7 +706,7 @@ def _move_balances_each(deltas, batch=300):
             marks = ", ".join(["%s"] * len(part))
             params = [value for pair in part for value in pair] + [pair[0] for pair in part]
             cursor.execute(
-                f"UPDATE {table} SET {column} = {column} + CASE {pk} {whens} END "
+                f"UPDATE {table} SET {column} = ROUND({column} + CASE {pk} {whens} END, 2) "
                 f"WHERE {pk} IN ({marks})",
                 params,
             )

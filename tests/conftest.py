@@ -115,6 +115,17 @@ def page(browser):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """A request in Russian leaves Russian active in the thread; each test starts in English."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def _forget_system_accounts():
     """The ledger caches system accounts in memory; each test rolls their rows back."""
     from oscar_loyalty import ledger
