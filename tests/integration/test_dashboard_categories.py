@@ -200,3 +200,34 @@ def test_russian_shows_the_default_names_translated():
     if shown == "Regular":
         pytest.skip("the Russian catalogue does not translate “Regular” yet")
     assert shown == "Постоянный"
+
+
+def test_oscar_customer_list_shows_category_chips_with_one_query_per_page(client_m):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    vip, loyal = Category.objects.get(name="VIP"), Category.objects.get(name="Loyal")
+    anna = factories.make_customer("anna@example.com")
+    boris = factories.make_customer("boris@example.com")
+    vip.customers.add(anna)
+    loyal.customers.add(anna, boris)
+
+    with CaptureQueriesContext(connection) as few:
+        content = page(client_m.get(reverse("dashboard:users-index")))
+    rows = content.split("<tbody")[1]
+    anna_row = next(r for r in rows.split("<tr") if "anna@example.com" in r)
+    boris_row = next(r for r in rows.split("<tr") if "boris@example.com" in r)
+    assert "VIP" in anna_row and "Loyal" in anna_row
+    assert "Loyal" in boris_row and "VIP" not in boris_row
+    assert f"?category={vip.pk}" in anna_row  # a chip leads to that category's cards
+
+    for n in range(10):
+        loyal.customers.add(factories.make_customer(f"more{n}@example.com"))
+    with CaptureQueriesContext(connection) as many:
+        page(client_m.get(reverse("dashboard:users-index")))
+    category_queries = [
+        q for q in many.captured_queries if "oscar_loyalty_category_customers" in q["sql"]
+    ]
+    assert len(category_queries) == 1
+    assert len(many.captured_queries) == len(few.captured_queries)

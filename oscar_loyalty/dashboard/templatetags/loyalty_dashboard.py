@@ -1,5 +1,6 @@
 """Template helpers of the loyalty dashboard: phones, colour chips, the customer page panel."""
 
+import django_tables2 as tables
 from django import template
 from oscar.core.loading import get_model
 
@@ -47,3 +48,18 @@ def loyalty_customer(customer):
 def card_status(code):
     """The readable name of a card status code (status changes store the code)."""
     return dict(Card.STATUSES).get(code, code)
+
+
+@register.simple_tag(takes_context=True)
+def categories_on_page(context, customer):
+    """The categories of ``customer`` in a table of customers, fetched once for the whole
+    page (one query, not one per row) and remembered on the table."""
+    table = next((v for v in context.flatten().values() if isinstance(v, tables.Table)), None)
+    by_customer = getattr(table, "_loyalty_categories", None)
+    if by_customer is None:
+        rows = table.page.object_list if table is not None and hasattr(table, "page") else []
+        ids = [getattr(row, "record", row).pk for row in rows] or [customer.pk]
+        by_customer = categories.by_customer(ids)
+        if table is not None:
+            table._loyalty_categories = by_customer
+    return by_customer.get(customer.pk, [])
