@@ -7,7 +7,7 @@ top-ups and actual balances. Every row issues a card and most open it with point
 
 Ours is the whole import as the dashboard runs it, in one process:
 
-- parse: ``excel.read_file`` (zip checks, openpyxl read-only, every cell to text);
+- parse: ``excel.read_file`` (zip checks, the sheet streamed through expat, cells as text);
 - validate: ``imports.create_draft`` (column guess, every row parsed and checked against the
   database, duplicates, the draft's rows stored in its job chunks);
 - apply: ``imports.start`` and every chunk through ``jobs.run_chunk``, the code a Celery

@@ -26,6 +26,9 @@ DEFAULTS = {
     "IMPORT_MAX_FILE_BYTES": 20 * 1024 * 1024,
     "IMPORT_MAX_UNCOMPRESSED_BYTES": 200 * 1024 * 1024,
     "IMPORT_MAX_ROWS": 200_000,
+    # Rows of an Excel import applied by one Celery task (a few seconds of work; larger
+    # chunks mean fewer statements and commits).
+    "IMPORT_CHUNK_SIZE": 5000,
     # Rows of a bulk job handled by one Celery task.
     "JOB_CHUNK_SIZE": 1000,
     # A running job whose chunks have not all finished after this many minutes is resumed.

@@ -320,12 +320,17 @@ class Row:
     @classmethod
     def from_item(cls, data):
         """A stored row with its values and errors; what it does is decided again."""
-        row = cls(n=data["n"], cells=tuple(data.get("c", ())))
-        row.phone, row.number = data.get("p", ""), data.get("k", "")
-        row.topup = Decimal(data["t"]) if "t" in data else None
-        row.balance = Decimal(data["b"]) if "b" in data else None
-        row.errors = list(data.get("e", ()))
-        return row
+        get = data.get
+        topup, balance = get("t"), get("b")
+        return cls(
+            data["n"],
+            tuple(get("c", ())),
+            get("p", ""),
+            get("k", ""),
+            None if topup is None else Decimal(topup),
+            None if balance is None else Decimal(balance),
+            list(get("e", ())),
+        )
 
 
 def parse_row(n, cells, mapping, reader):
@@ -427,10 +432,12 @@ def _customers_by_phone(phone_list):
         user = quote(Address._meta.get_field("user").column)
         table = quote(Address._meta.db_table)
         select = f"SELECT {column}, {user} FROM {table} WHERE {column}"
-        with connection.cursor() as cursor:
-            for start in range(0, len(phone_list), 500):
-                part = ["+" + p for p in phone_list[start : start + 500]]
-                if connection.vendor == "postgresql":
+        postgresql = connection.vendor == "postgresql"
+        step = len(phone_list) if postgresql else 500  # one array, or a few placeholders
+        with inserts.bulk_cursor(connection) as cursor:
+            for start in range(0, len(phone_list), step):
+                part = ["+" + p for p in phone_list[start : start + step]]
+                if postgresql:
                     cursor.execute(
                         f"{select} IN (SELECT unnest(%s::text[]))", [inserts.array_literal(part)]
                     )
@@ -718,9 +725,10 @@ def _check(job, rows, mapping, has_header):
     totals = dict.fromkeys(("rows", NEW, SET, TOPPED, SAME, "errors"), 0)
     totals.update(opening=ZERO, added=ZERO, taken=ZERO)
     items = []
-    for start in range(0, len(data), BATCH):
+    size = conf.import_chunk_size
+    for start in range(0, len(data), size):
         batch = [
-            parse_row(n, tuple(cells), mapping, reader) for n, cells in data[start : start + BATCH]
+            parse_row(n, tuple(cells), mapping, reader) for n, cells in data[start : start + size]
         ]
         for row in batch:
             _check_duplicates(row, first_phone, first_number)
@@ -746,7 +754,6 @@ def _check(job, rows, mapping, has_header):
         totals={k: str(v) for k, v in totals.items()},
         checked=timezone.now().isoformat(),
     )
-    size = conf.job_chunk_size
     with transaction.atomic():
         job.chunks.all().delete()
         # One INSERT per chunk: Django's bulk_create sends the JSON of every chunk inside one

@@ -681,12 +681,12 @@ def _move_balances_each(deltas, batch=300):
     """Add a different delta to each cached balance: ``UPDATE ... SET balance = balance + CASE``."""
     from django.db import connections, router
 
+    from oscar_loyalty.inserts import array_literal, bulk_cursor
+
     connection = connections[router.db_for_write(Account)]
     quote = connection.ops.quote_name
     table, pk = quote(Account._meta.db_table), quote(Account._meta.pk.column)
     column = quote(Account._meta.get_field("balance").column)
-    from oscar_loyalty.inserts import array_literal, bulk_cursor
-
     with bulk_cursor(connection) as cursor:
         if connection.vendor == "postgresql":  # one join with two arrays, however many rows
             ids = array_literal(d[0] for d in deltas)

@@ -27,7 +27,7 @@ PASTED = "79123456701\t500\n79123456702\t40\nabc\t5\n79123456703\t1,500\n7912345
 
 @pytest.fixture
 def shop(program, settings):
-    settings.OSCAR_LOYALTY_JOB_CHUNK_SIZE = 2
+    settings.OSCAR_LOYALTY_IMPORT_CHUNK_SIZE = 2
     make_staff("manager@example.com", password="manager")
     card = cards.issue_card(program, phone="79123456701")
     ledger.credit_card(card, Decimal("200"), "test:opening", kind="adjust")

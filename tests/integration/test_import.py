@@ -7,7 +7,7 @@ from django.test import RequestFactory
 from oscar.apps.customer.signals import user_registered
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, excel, imports, jobs, ledger, tasks
+from oscar_loyalty import audit, cards, excel, imports, jobs, ledger, tasks
 from tests import factories
 
 Card = get_model("oscar_loyalty", "Card")
@@ -69,6 +69,9 @@ def test_new_cards_with_numbers_from_the_file_or_generated(program):
         D("500"),
         f"import:{job.pk}:row:2",
     )
+    assert transfer.credit_id == first.account_id
+    assert not Transfer.objects.filter(card=second).exists()  # it opens at zero
+    assert audit.audit() == []  # opening balances are exactly their transfers
 
 
 def test_a_new_card_opens_with_actual_balance_plus_top_up(program):
@@ -326,7 +329,7 @@ def test_a_started_import_cannot_be_started_again(program):
 
 
 def test_many_rows_go_through_several_chunks(program, settings):
-    settings.OSCAR_LOYALTY_JOB_CHUNK_SIZE = 7
+    settings.OSCAR_LOYALTY_IMPORT_CHUNK_SIZE = 7
     lines = "".join(f"791234{n:05d}\t\t\t{n}\n" for n in range(1, 31))
     job = run(program, HEADER + lines)
     assert job.chunks.count() == 5

@@ -57,7 +57,7 @@ def together(*operations):
 
 
 def test_thousands_of_rows_of_every_kind_in_a_few_statements(program, settings):
-    settings.OSCAR_LOYALTY_JOB_CHUNK_SIZE = 500
+    settings.OSCAR_LOYALTY_IMPORT_CHUNK_SIZE = 500
     existing = []
     for n in range(300):
         card = cards.issue_card(program, phone=f"7912300{n:04d}")

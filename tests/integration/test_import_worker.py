@@ -20,7 +20,7 @@ pytestmark = [
 
 
 def test_worker_applies_an_import_and_ignores_a_redelivered_chunk(program, worker, settings):  # noqa: F811
-    settings.OSCAR_LOYALTY_JOB_CHUNK_SIZE = 2
+    settings.OSCAR_LOYALTY_IMPORT_CHUNK_SIZE = 2
     text = "Телефон\tАктуальный баланс\n79123456701\t100\n79123456702\t200\nabc\t5\n"
     job = imports.start(imports.create_draft(excel.read_pasted(text), program))
     chunk_ids = jobs.pending_chunks(job)

@@ -83,6 +83,52 @@ def test_formula_cells_give_their_value_never_the_formula():
     assert read(buffer.getvalue()).rows == [(1, ("79123456789",))]
 
 
+def test_dates_booleans_and_rich_text_read_as_excel_shows_them():
+    from datetime import date, datetime
+
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(
+        [
+            datetime(2024, 1, 2, 3, 4, 5),
+            date(2023, 5, 6),
+            True,
+            CellRichText("Анна ", TextBlock(InlineFont(b=True), "Петрова")),
+        ]
+    )
+    workbook.epoch = openpyxl.utils.datetime.CALENDAR_MAC_1904
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    assert read(buffer.getvalue()).rows == [
+        (1, ("2024-01-02 03:04:05", "2023-05-06 00:00:00", "1", "Анна Петрова"))
+    ]
+
+
+def test_hand_written_sheet_xml_cells_in_any_order_and_phonetic_runs_left_out():
+    strings = (
+        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        '<si><r><t>Ив</t></r><r><t>анов</t></r><rPh sb="0" eb="1"><t>ива</t></rPh></si></sst>'
+    )
+    rows = [
+        '<row r="2"><c r="C2"><v>5</v></c><c r="A2" t="s"><v>0</v></c>'
+        '<c r="B2" t="str"><f>A2</f><v>cached</v></c></row>',
+        '<row><c t="inlineStr"><is><t>без номера</t></is></c><c t="e"><v>#N/A</v></c></row>',
+    ]
+    table = read(files.hand_xlsx(rows, shared_strings=strings))
+    assert table.rows == [(2, ("Иванов", "cached", "5")), (3, ("без номера", "#N/A"))]
+
+
+def test_a_chart_sheet_before_the_table_is_passed_over():
+    workbook = openpyxl.Workbook()
+    workbook.create_chartsheet("Chart", 0)
+    workbook["Sheet"].append(["79123456789", 100])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    assert read(buffer.getvalue()).rows == [(1, ("79123456789", "100"))]
+
+
 def test_columns_beyond_fifty_are_ignored_with_a_note():
     table = excel.read_pasted("\t".join(str(i) for i in range(60)))
     assert table.width == excel.MAX_COLUMNS
@@ -138,6 +184,14 @@ def test_entity_in_shared_strings_is_refused_too():
         "<si><t>&h;</t></si></sst>"
     )
     data = files.hand_xlsx(['<row r="1"><c t="s"><v>0</v></c></row>'], shared_strings=strings)
+    assert "entity" in refused(data)
+
+
+def test_external_entities_are_refused():
+    prolog = '<!DOCTYPE worksheet [<!ENTITY secret SYSTEM "file:///etc/passwd">]>'
+    data = files.hand_xlsx(
+        ['<row r="1"><c t="inlineStr"><is><t>&secret;</t></is></c></row>'], prolog
+    )
     assert "entity" in refused(data)
 
 
