@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, grades, ledger
+from oscar_loyalty import cards, conf, grades, ledger, phones
 from oscar_loyalty.exceptions import CardUnavailable
 
 Accrual = get_model("oscar_loyalty", "Accrual")
@@ -98,8 +98,6 @@ def cards_for_order(order):
         getattr(order.shipping_address, "phone_number", None) if order.shipping_address_id else None
     )
     if phone:
-        from oscar_loyalty import phones
-
         canonical = phones.normalise_or_none(str(phone))
         if canonical:
             return list(

@@ -11,7 +11,6 @@ HISTORY_PAGE = 50
 
 class CardListView(LoginRequiredMixin, TemplateView):
     template_name = "oscar_loyalty/account/cards.html"
-    page_title = "Bonus card"
     active_tab = "loyalty"
 
     def get_context_data(self, **kwargs):

@@ -155,23 +155,21 @@ class CardIssueForm(forms.Form):
             for name in ("email", "new_customer", "first_name", "last_name"):
                 del self.fields[name]
 
-    def clean_number(self):
-        number = self.cleaned_data["number"].strip()
-        if not number:
+    def _cleaned(self, name, clean):
+        """A blank field stays blank; otherwise ``clean`` it, its error shown on the field."""
+        value = self.cleaned_data[name].strip()
+        if not value:
             return ""
         try:
-            return cards.clean_number(number)
+            return clean(value)
         except LoyaltyError as exc:
             raise forms.ValidationError(str(exc)) from None
 
+    def clean_number(self):
+        return self._cleaned("number", cards.clean_number)
+
     def clean_phone(self):
-        phone = self.cleaned_data["phone"].strip()
-        if not phone:
-            return ""
-        try:
-            return phones.normalise(phone)
-        except LoyaltyError as exc:
-            raise forms.ValidationError(str(exc)) from None
+        return self._cleaned("phone", phones.normalise)
 
     def clean(self):
         data = super().clean()
