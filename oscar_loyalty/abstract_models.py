@@ -174,8 +174,9 @@ class AbstractCard(models.Model):
         on_delete=models.PROTECT,
         related_name="cards",
         verbose_name=_("programme"),
+        db_index=False,  # loyalty_card_number starts with it
     )
-    number = models.CharField(_("card number"), max_length=32, db_index=True)
+    number = models.CharField(_("card number"), max_length=32)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -183,12 +184,12 @@ class AbstractCard(models.Model):
         blank=True,
         related_name="loyalty_cards",
         verbose_name=_("customer"),
+        db_index=False,  # loyalty_card_user
     )
     phone = models.CharField(
         _("phone"),
         max_length=20,
         blank=True,
-        db_index=True,
         help_text=_("Digits only, with the country code: 79123456789."),
     )
     grade = models.ForeignKey(
@@ -218,9 +219,7 @@ class AbstractCard(models.Model):
     last_order_at = models.DateTimeField(
         _("last completed order"), null=True, blank=True, editable=False, db_index=True
     )
-    status = models.CharField(
-        _("status"), max_length=16, choices=STATUSES, default=ACTIVE, db_index=True
-    )
+    status = models.CharField(_("status"), max_length=16, choices=STATUSES, default=ACTIVE)
     status_reason = models.CharField(_("reason"), max_length=255, blank=True)
     account = models.OneToOneField(
         "oscar_loyalty.Account",
@@ -228,9 +227,12 @@ class AbstractCard(models.Model):
         related_name="card",
         verbose_name=_("points account"),
     )
+    # Opened with the card's first debt (``ledger.take_back``); most cards never have one.
     debt_account = models.OneToOneField(
         "oscar_loyalty.Account",
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="debt_card",
         verbose_name=_("debt account"),
     )
@@ -242,6 +244,7 @@ class AbstractCard(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("issued by"),
+        db_index=False,  # loyalty_card_created_by
     )
 
     class Meta:
@@ -263,6 +266,29 @@ class AbstractCard(models.Model):
                 name="loyalty_card_one_per_phone",
             ),
         ]
+        # Only the indexes a query needs: an import writes every one of them for each new
+        # card (benchmarks/README.md). The number index serves the dashboard's "starts with"
+        # search as well as equality; columns that are mostly empty index only their values.
+        indexes = [
+            models.Index(
+                fields=["number"],
+                name="loyalty_card_number_prefix",
+                opclasses=["varchar_pattern_ops"],
+            ),
+            models.Index(fields=["phone"], name="loyalty_card_phone"),
+            # "active" is nearly every card, a value no query needs an index for
+            models.Index(
+                fields=["status"], condition=~Q(status="active"), name="loyalty_card_status"
+            ),
+            models.Index(
+                fields=["user"], condition=Q(user__isnull=False), name="loyalty_card_user"
+            ),
+            models.Index(
+                fields=["created_by"],
+                condition=Q(created_by__isnull=False),
+                name="loyalty_card_created_by",
+            ),
+        ]
 
     def __str__(self):
         return self.number
@@ -274,7 +300,7 @@ class AbstractCard(models.Model):
     @property
     def debt(self):
         """Points taken back after they were spent, repaid first from later earnings."""
-        return -self.debt_account.balance
+        return -self.debt_account.balance if self.debt_account_id else ZERO
 
     @property
     def is_active(self):
@@ -386,8 +412,8 @@ class AbstractTransfer(models.Model):
         (BULK, _("Mass accrual or debit")),
     ]
 
-    key = models.CharField(_("idempotency key"), max_length=200, unique=True)
-    kind = models.CharField(_("kind"), max_length=16, choices=KINDS, db_index=True)
+    key = models.CharField(_("idempotency key"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=16, choices=KINDS)
     debit = models.ForeignKey(
         "oscar_loyalty.Account",
         on_delete=models.PROTECT,
@@ -408,8 +434,9 @@ class AbstractTransfer(models.Model):
         blank=True,
         related_name="transfers",
         verbose_name=_("card"),
+        db_index=False,  # loyalty_transfer_card starts with it
     )
-    order_number = models.CharField(_("order number"), max_length=128, blank=True, db_index=True)
+    order_number = models.CharField(_("order number"), max_length=128, blank=True)
     reverses = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
@@ -417,6 +444,7 @@ class AbstractTransfer(models.Model):
         blank=True,
         related_name="reversals",
         verbose_name=_("reverses"),
+        db_index=False,  # loyalty_transfer_reverses
     )
     description = models.CharField(
         _("description"), max_length=255, blank=True, help_text=_("The customer sees it.")
@@ -429,6 +457,7 @@ class AbstractTransfer(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("by"),
+        db_index=False,  # loyalty_transfer_created_by
     )
     created = models.DateTimeField(_("date"), default=timezone.now, db_index=True)
 
@@ -443,8 +472,30 @@ class AbstractTransfer(models.Model):
             models.CheckConstraint(
                 condition=~Q(debit=models.F("credit")), name="loyalty_transfer_two_accounts"
             ),
+            # A constraint rather than unique=True, which on PostgreSQL adds a second,
+            # pattern-matching index that no query uses.
+            models.UniqueConstraint(fields=["key"], name="loyalty_transfer_key"),
         ]
-        indexes = [models.Index(fields=["card", "-created"], name="loyalty_transfer_card")]
+        # As for cards: what queries need, and mostly-empty columns indexed where set.
+        indexes = [
+            models.Index(fields=["card", "-created"], name="loyalty_transfer_card"),
+            models.Index(fields=["kind"], name="loyalty_transfer_kind"),
+            models.Index(
+                fields=["order_number"],
+                condition=~Q(order_number=""),
+                name="loyalty_transfer_order",
+            ),
+            models.Index(
+                fields=["reverses"],
+                condition=Q(reverses__isnull=False),
+                name="loyalty_transfer_reverses",
+            ),
+            models.Index(
+                fields=["created_by"],
+                condition=Q(created_by__isnull=False),
+                name="loyalty_transfer_created_by",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.key}: {self.amount}"
@@ -693,11 +744,12 @@ class AbstractJob(models.Model):
     ]
     NEW, RUNNING, DONE, FAILED, UNDONE = "new", "running", "done", "failed", "undone"
     STATUSES = [
-        (NEW, _("waiting")),
-        (RUNNING, _("running")),
-        (DONE, _("finished")),
-        (FAILED, _("failed")),
-        (UNDONE, _("undone")),
+        # shown beside a job of any kind ("Import #3 finished"), so worded to suit them all
+        (NEW, pgettext_lazy("job status", "waiting")),
+        (RUNNING, pgettext_lazy("job status", "running")),
+        (DONE, pgettext_lazy("job status", "finished")),
+        (FAILED, pgettext_lazy("job status", "failed")),
+        (UNDONE, pgettext_lazy("job status", "undone")),
     ]
 
     kind = models.CharField(_("kind"), max_length=32, choices=KINDS)

@@ -17,27 +17,28 @@ StatusChange = get_model("oscar_loyalty", "StatusChange")
 # --- numbers -------------------------------------------------------------------------------
 
 
+# Luhn doubles every other digit from the right, subtracting 9 above 9: 5 -> 10 -> 1.
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
+
+
 def check_digit(body):
-    """The Luhn digit that makes ``body + digit`` pass ``is_valid_number``."""
-    total = 0
-    for position, char in enumerate(reversed(body)):
-        digit = int(char)
-        if position % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return str((10 - total % 10) % 10)
+    """The Luhn digit that makes ``body`` (ASCII digits) + digit pass ``is_valid_number``.
+
+    Summed as bytes (each digit is its code, 48 + value): an import checks and generates
+    a hundred thousand numbers, and this is several times faster than a loop of ``int``."""
+    backwards = body[::-1].encode("ascii")
+    total = sum(backwards[0::2].translate(_DOUBLED)) + sum(backwards[1::2]) - 48 * len(backwards)
+    return str(-total % 10)
 
 
 def is_valid_number(number):
-    return number.isdigit() and check_digit(number[:-1]) == number[-1]
+    return number.isascii() and number.isdigit() and check_digit(number[:-1]) == number[-1]
 
 
 def clean_number(raw):
     """Return a card number without spaces or dashes, or raise ``CardNumberInvalid``."""
     number = "".join(str(raw).split()).replace("-", "")
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         raise CardNumberInvalid(
             _("The card number “%(number)s” must contain digits only.") % {"number": raw}
         )
@@ -98,7 +99,7 @@ def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
     for _attempt in range(10):
         try:
             with transaction.atomic():
-                account, debt_account = ledger.open_card_accounts(program)
+                account = ledger.open_card_account(program)
                 return Card.objects.create(
                     program=program,
                     number=number or generate_number(program),
@@ -106,7 +107,6 @@ def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
                     phone=phone,
                     grade=grade,
                     account=account,
-                    debt_account=debt_account,
                     created_by=by,
                 )
         except IntegrityError:

@@ -4,6 +4,8 @@ Read through this module (``conf.phone_region``) so that ``override_settings`` w
 """
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 DEFAULTS = {
     # Region used to read phones written without a country code ("8 912 ..." in Russia).
@@ -36,8 +38,25 @@ DEFAULTS = {
 }
 
 
+PREFIX = "OSCAR_LOYALTY_"
+# Values read once: a setting the project leaves out costs an AttributeError inside Django
+# each time it is read, and an import reads some once a row. ``override_settings`` (tests)
+# sends ``setting_changed``, which forgets them.
+_values = {}
+
+
 def __getattr__(name):
     key = name.upper()
     if key not in DEFAULTS:
         raise AttributeError(name)
-    return getattr(settings, f"OSCAR_LOYALTY_{key}", DEFAULTS[key])
+    try:
+        return _values[key]
+    except KeyError:
+        value = _values[key] = getattr(settings, PREFIX + key, DEFAULTS[key])
+        return value
+
+
+@receiver(setting_changed)
+def _forget(setting, **kwargs):
+    if setting.startswith(PREFIX):
+        _values.pop(setting[len(PREFIX) :], None)

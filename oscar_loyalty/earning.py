@@ -169,7 +169,7 @@ def post(accrual_id):
     """Credit a due accrual to its card. Safe to call again; a blocked card waits."""
     with transaction.atomic():
         accrual = (
-            Accrual.objects.select_for_update()
+            Accrual.objects.select_for_update(of=("self",))
             .select_related("card__program", "card__account", "card__debt_account")
             .get(pk=accrual_id)
         )
@@ -205,7 +205,7 @@ def take_back(accrual, points, key_suffix, reason):
     """Take ``points`` of an accrual back: less to post if pending, a reversal if posted."""
     with transaction.atomic():
         accrual = (
-            Accrual.objects.select_for_update()
+            Accrual.objects.select_for_update(of=("self",))
             .select_related("card__program", "card__account", "card__debt_account")
             .get(pk=accrual.pk)
         )

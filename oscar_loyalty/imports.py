@@ -21,7 +21,6 @@ What a row does (see README, "Importing from Excel"):
 """
 
 import hashlib
-import json
 import re
 import secrets
 from collections import namedtuple
@@ -298,39 +297,40 @@ class Row:
         self.errors.append([role, str(message)])
 
     def item(self):
-        """The row as stored in a job chunk (JSON)."""
-        data = {"n": self.n, "c": list(self.cells)}
-        if self.phone:
-            data["p"] = self.phone
-        if self.number:
-            data["k"] = self.number
-        if self.topup is not None:
-            data["t"] = str(self.topup)
-        if self.balance is not None:
-            data["b"] = str(self.balance)
-        if self.errors:
-            data["e"] = self.errors
-        else:
-            data["a"] = self.action
-            data["d"] = str(self.diff)
-            if self.card is not None:
-                data["id"] = self.card.id
-        return data
+        """The row as a job chunk stores it: the fields of ``Stored``, a JSON array."""
+        topup, balance = self.topup, self.balance
+        return [
+            self.n,
+            self.cells,
+            self.phone,
+            self.number,
+            None if topup is None else str(topup),
+            None if balance is None else str(balance),
+            self.errors,
+            self.action,
+            str(self.diff),
+            None if self.card is None else self.card.id,
+        ]
 
     @classmethod
-    def from_item(cls, data):
+    def from_item(cls, item):
         """A stored row with its values and errors; what it does is decided again."""
-        get = data.get
-        topup, balance = get("t"), get("b")
+        n, cells, phone, number, topup, balance, errors = item[:7]
         return cls(
-            data["n"],
-            tuple(get("c", ())),
-            get("p", ""),
-            get("k", ""),
+            n,
+            tuple(cells),
+            phone,
+            number,
             None if topup is None else Decimal(topup),
             None if balance is None else Decimal(balance),
-            list(get("e", ())),
+            list(errors),
         )
+
+
+# A row as a draft stores it: one JSON array per row, as a draft holds the whole file.
+# ``errors`` are ``[role, message]`` pairs; ``action``, ``diff`` (the signed change of the
+# balance) and ``card_id`` are what the check decided, shown in the preview.
+Stored = namedtuple("Stored", "n cells phone number topup balance errors action diff card_id")
 
 
 def parse_row(n, cells, mapping, reader):
@@ -374,7 +374,7 @@ def parse_row(n, cells, mapping, reader):
 
 CardInfo = namedtuple(
     "CardInfo",
-    "id number phone user_id status participates account_id debt_account_id balance debt",
+    "id number phone user_id status participates account_id balance debt",
 )
 _CARD_COLUMNS = (
     "pk",
@@ -384,7 +384,6 @@ _CARD_COLUMNS = (
     "status",
     "participates",
     "account_id",
-    "debt_account_id",
     "account__balance",
     "debt_account__balance",
 )
@@ -392,7 +391,7 @@ _CARD_COLUMNS = (
 
 def _card_info(values):
     *rest, balance, debt_balance = values
-    return CardInfo(*rest, balance, -debt_balance)
+    return CardInfo(*rest, balance, -debt_balance if debt_balance else ZERO)
 
 
 def _refusal(card):
@@ -470,17 +469,12 @@ class Cards:
             found += base.filter(among(Card, "user", owners)).values_list(*_CARD_COLUMNS)
         infos = {values[0]: _card_info(values) for values in found}
         if lock and infos:
-            accounts = [c.account_id for c in infos.values()] + [
-                c.debt_account_id for c in infos.values()
-            ]
-            locked = dict(
-                Account.objects.select_for_update()
-                .filter(among(Account, "id", accounts))
-                .order_by("pk")
-                .values_list("pk", "balance")
-            )
+            locked, debts = ledger.lock_balances([(c.id, c.account_id) for c in infos.values()])
             infos = {
-                pk: c._replace(balance=locked[c.account_id], debt=-locked[c.debt_account_id])
+                pk: c._replace(
+                    balance=locked[c.account_id],
+                    debt=-locked[debts[pk]] if pk in debts else ZERO,
+                )
                 for pk, c in infos.items()
             }
         self.by_phone = {c.phone: c for c in infos.values() if c.phone}
@@ -674,11 +668,11 @@ def mapping_errors(mapping):
 
 
 def _digest(program, rows):
-    digest = hashlib.sha256(str(program.pk).encode())
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps would build one a row
-    for _n, cells in rows:
-        digest.update(encode(cells).encode())
-    return digest.hexdigest()
+    """A fingerprint of the table for this programme, to notice the same file imported twice.
+    Cells are joined with control characters that cells do not hold (a contrived clash would
+    only show or hide the warning about a repeated import)."""
+    text = "\x1e".join("\x1f".join(cells) for _n, cells in rows)
+    return hashlib.sha256(f"{program.pk}\x1d{text}".encode()).hexdigest()
 
 
 def create_draft(table, program, by=None, language=None):
@@ -705,8 +699,7 @@ def create_draft(table, program, by=None, language=None):
 def table_rows(job):
     """Every row of a draft, the first one included, as ``(n, cells)``."""
     rows = [] if not job.params.get("header") else [(job.params["first_n"], job.params["first"])]
-    for items in job.chunks.order_by("index").values_list("items", flat=True).iterator(20):
-        rows.extend((item["n"], tuple(item["c"])) for item in items)
+    rows.extend((item.n, tuple(item.cells)) for item in iter_items(job))
     rows.sort()
     return rows
 
@@ -716,6 +709,7 @@ def recheck(job, mapping, has_header):
     _check(job, table_rows(job), mapping, has_header)
 
 
+@jobs.cycle_collector_paused()
 def _check(job, rows, mapping, has_header):
     """Parse and check every row, then store them in the draft's chunks with the totals."""
     program = job.program
@@ -804,8 +798,9 @@ def is_undo(job):
 
 
 def iter_items(job):
+    """The stored rows of an import (``Stored``), in file order."""
     for items in job.chunks.order_by("index").values_list("items", flat=True).iterator(20):
-        yield from items
+        yield from map(Stored._make, items)
 
 
 def preview_rows(job, limit=20):
@@ -861,11 +856,11 @@ def error_rows(job):
         if isinstance(item, int):
             failed[item] = failure.get("reason", "")
     for item in iter_items(job):
-        reasons = [message for _role, message in item.get("e", ())]
-        if not reasons and item["n"] in failed:
-            reasons = [failed[item["n"]]]
+        reasons = [message for _role, message in item.errors]
+        if not reasons and item.n in failed:
+            reasons = [failed[item.n]]
         if reasons:
-            yield item["n"], item.get("c", []), " ".join(reasons)
+            yield item.n, item.cells, " ".join(reasons)
 
 
 def error_list(job, limit=200):
@@ -874,7 +869,7 @@ def error_list(job, limit=200):
     header = job.params.get("first", []) if job.params.get("header") else []
     result = []
     for item in iter_items(job):
-        for role, message in item.get("e", ()):
+        for role, message in item.errors:
             index = mapping.index(role) if role in mapping else None
             column = ""
             value = ""
@@ -882,9 +877,8 @@ def error_list(job, limit=200):
                 column = column_letter(index)
                 name = header[index] if index < len(header) else ""
                 column += f" ({name or ROLE_LABELS[role]})"
-                cells = item.get("c", [])
-                value = cells[index] if index < len(cells) else ""
-            result.append((item["n"], column, value, message))
+                value = item.cells[index] if index < len(item.cells) else ""
+            result.append((item.n, column, value, message))
             if len(result) >= limit:
                 return result
     return result
@@ -929,21 +923,26 @@ def _note(job, row, text=None):
     return (text or _("Import #%(job)s, row %(row)s")) % {"job": job.pk, "row": row.n}
 
 
-def _relax_commit():
-    """Let PostgreSQL commit this chunk without waiting for its WAL flush.
+def _prepare_chunk_transaction():
+    """PostgreSQL settings for the transaction of one chunk.
 
-    The chunk's rows and its ``done`` mark commit in one transaction: a server crash before
-    the flush loses both together, and the stalled job is resumed from that chunk, so nothing
-    is applied twice or lost; the import merely does not wait on the disk a thousand times.
+    - It commits without waiting for its WAL flush. The chunk's rows and its ``done`` mark
+      commit together: a server crash before the flush loses both, and the stalled job is
+      resumed from that chunk, so nothing is applied twice or lost.
+    - Foreign keys are checked as each statement ends instead of at COMMIT. The job's
+      progress row is updated last and stays locked until COMMIT; with the checks of
+      thousands of rows left for COMMIT, a second worker's chunk would wait for all of them.
+      A violation then also surfaces inside the savepoint that goes row by row.
     """
     connection = connections[router.db_for_write(Transfer)]
     if connection.vendor == "postgresql" and connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def _apply_rows(job, items):
-    _relax_commit()
+    _prepare_chunk_transaction()
     rows = [Row.from_item(item) for item in items]
     failures = [
         {"item": r.n, "reason": " ".join(m for _role, m in r.errors)} for r in rows if r.errors
@@ -983,16 +982,20 @@ def _new_numbers(program, count, taken):
     """``count`` free card numbers of the programme's length (Luhn check digit last)."""
     length = program.card_number_length
     low = 10 ** (length - 2)
+    span = 9 * low
+    # Random bytes for the whole batch at once, 64 bits more than the span needs, so that
+    # taking the remainder favours no number measurably.
+    width = (span.bit_length() + 64 + 7) // 8
     luhn = conf.card_number_check_digit
     numbers = []
     while len(numbers) < count:
         wanted = count - len(numbers)
+        draws = secrets.token_bytes(width * wanted)
         batch = set()
-        while len(batch) < wanted:
-            body = str(low + secrets.randbelow(9 * low))
-            number = body + (cards.check_digit(body) if luhn else "0")
-            if number not in taken:
-                batch.add(number)
+        for start in range(0, len(draws), width):
+            body = str(low + int.from_bytes(draws[start : start + width], "big") % span)
+            batch.add(body + (cards.check_digit(body) if luhn else "0"))
+        batch -= taken
         clash = set(
             Card.objects.filter(among(Card, "number", batch), program=program).values_list(
                 "number", flat=True
@@ -1029,10 +1032,10 @@ def _apply_bulk(job, rows):
         def make_cards(accounts):
             return inserts.insert(
                 Card,
-                ("number", "user_id", "phone", "account_id", "debt_account_id"),
+                ("number", "user_id", "phone", "account_id"),
                 [
-                    (r.number, r.user_id, r.phone, *pair)
-                    for r, pair in zip(new, accounts, strict=True)
+                    (r.number, r.user_id, r.phone, account)
+                    for r, account in zip(new, accounts, strict=True)
                 ],
                 program_id=program.pk,
                 grade_id=grade and grade.pk,
@@ -1129,7 +1132,7 @@ def _spent_since(transfer, repaid, balance):
 
 def undo_check(job, limit=50):
     """What undoing ``job`` would do: rows to reverse and cards refused, with reasons."""
-    numbers = [item["n"] for item in iter_items(job) if not item.get("e")]
+    numbers = [item.n for item in iter_items(job) if not item.errors]
     result = {"rows": 0, "refused": 0, "reasons": []}
     for start in range(0, len(numbers), BATCH):
         found = _import_transfers(job, numbers[start : start + BATCH])
@@ -1162,7 +1165,7 @@ def create_undo(job, by=None):
     """An undo job over the rows of a finished import; the caller queues it."""
     if not can_undo(job):
         raise LoyaltyError(_("Only a finished import can be undone."))
-    numbers = [item["n"] for item in iter_items(job) if not item.get("e")]
+    numbers = [item.n for item in iter_items(job) if not item.errors]
     return jobs.create(
         Job.IMPORT,
         numbers,
@@ -1173,45 +1176,95 @@ def create_undo(job, by=None):
 
 
 def _undo_rows(job, numbers):
+    """Reverse the transfers of rows ``numbers`` of the import ``job`` undoes.
+
+    The usual rows (the card still holds the imported points, or the import took points) are
+    reversed in a few statements; a credit that partly repaid a debt goes through the
+    ledger's take-back, which records that debt again; a card that spent the points is
+    refused. Rows reversed before (a redelivered chunk) count as done.
+    """
+    _prepare_chunk_transaction()
     original = Job.objects.get(pk=job.params["undo_of"])
     found = _import_transfers(original, numbers)
-    succeeded, failures = 0, []
-    for n in numbers:
-        if n not in found:
-            succeeded += 1  # the row changed nothing
+    undone = set(
+        Transfer.objects.filter(
+            among(Transfer, "key", [f"{t.key}:undo" for t, _r in found.values()])
+        ).values_list("key", flat=True)
+    )
+    todo = {n: found[n] for n in sorted(found) if f"{found[n][0].key}:undo" not in undone}
+    balances, _debts = ledger.lock_balances(
+        list({(t.card_id, t.card.account_id) for t, _r in todo.values()})
+    )
+    note = _("Undo of import #%(job)s, row %(row)s")
+    legs, slow, failures = [], [], []
+    for n, (transfer, repaid) in todo.items():
+        account = transfer.card.account_id
+        spent = _spent_since(transfer, repaid, balances[account])
+        if spent:
+            failures.append({"item": n, "reason": _refused(transfer, spent)})
             continue
-        transfer, repaid = found[n]
-        key = f"{transfer.key}:undo"
+        if transfer.credit_id == account:  # the import gave points: they go back
+            if transfer.amount > balances[account]:
+                slow.append(n)  # some of them repaid a debt
+                continue
+            balances[account] -= transfer.amount
+        else:  # the import took points: they come back
+            balances[account] += transfer.amount
+        legs.append(
+            (
+                f"{transfer.key}:undo",
+                Transfer.REVERSE,
+                transfer.credit_id,
+                transfer.debit_id,
+                transfer.amount,
+                transfer.card_id,
+                note % {"job": original.pk, "row": n},
+                transfer.pk,
+            )
+        )
+    try:
+        with transaction.atomic():
+            ledger.post_many(
+                legs,
+                fields=("note", "reverses_id"),
+                description=_("Import cancelled by the shop"),
+                created_by_id=job.created_by_id,
+            )
+    except IntegrityError:  # reversed meanwhile by someone else: row by row, each replays
+        slow, failures = list(todo), []
+    for n in slow:
         try:
             with transaction.atomic():
-                card = transfer.card
-                balance = (
-                    Account.objects.select_for_update()
-                    .values_list("balance", flat=True)
-                    .get(pk=card.account_id)
-                )
-                done = Transfer.objects.filter(key=key).exists()
-                spent = ZERO if done else _spent_since(transfer, repaid, balance)
-                if spent:
-                    failures.append({"item": n, "reason": _refused(transfer, spent)})
-                    continue
-                ledger.reverse(
-                    transfer,
-                    key,
-                    description=_("Import cancelled by the shop"),
-                    note=_("Undo of import #%(job)s, row %(row)s") % {"job": original.pk, "row": n},
-                    created_by=job.created_by,
-                )
-            succeeded += 1
+                _undo_one(job, original, n, *todo[n])
         except (LoyaltyError, IntegrityError) as exc:
             failures.append({"item": n, "reason": str(exc)})
-    return succeeded, failures
+    return len(numbers) - len(failures), failures
 
 
-def refresh_undo_status(job):
-    """Mark an import undone once an undo job of it finished with nothing refused."""
-    if job.status == Job.DONE and not is_undo(job):
-        if undo_jobs(job).filter(status=Job.DONE, failed=0).exists():
-            Job.objects.filter(pk=job.pk, status=Job.DONE).update(status=Job.UNDONE)
-            job.status = Job.UNDONE
-    return job
+def _undo_one(job, original, n, transfer, repaid):
+    """Reverse one row with the ledger's own operations (the careful, slower path)."""
+    card = transfer.card
+    key = f"{transfer.key}:undo"
+    balance = (
+        Account.objects.select_for_update()
+        .values_list("balance", flat=True)
+        .get(pk=card.account_id)
+    )
+    done = Transfer.objects.filter(key=key).exists()
+    spent = ZERO if done else _spent_since(transfer, repaid, balance)
+    if spent:
+        raise LoyaltyError(_refused(transfer, spent))
+    ledger.reverse(
+        transfer,
+        key,
+        description=_("Import cancelled by the shop"),
+        note=_("Undo of import #%(job)s, row %(row)s") % {"job": original.pk, "row": n},
+        created_by=job.created_by,
+    )
+
+
+@jobs.finisher(Job.IMPORT)
+def _mark_undone(job):
+    """An undo job that refused nothing leaves its import undone as a whole."""
+    if is_undo(job) and job.failed == 0:
+        Job.objects.filter(pk=job.params["undo_of"], status=Job.DONE).update(status=Job.UNDONE)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from django.db import connections, router
 from django.db.models import DateField, DateTimeField, DecimalField, F, Lookup, Q
+from django.db.models.fields import AutoFieldMixin
 
 BATCH = 1000
 
@@ -28,11 +29,11 @@ def _default(field, connection):
     return field.get_db_prep_save(value, connection)
 
 
-def insert(model, columns, rows, using=None, **same):
+def insert(model, columns, rows, using=None, keys=True, **same):
     """Insert ``rows`` (tuples of values for the ``columns`` attnames) and return their new
-    primary keys in the same order. ``same`` gives values (by attname) shared by every row,
-    sent once. Values must already be database-ready (str, int, None, Decimal); dates are
-    converted per row."""
+    primary keys in the same order (``keys=False``: nothing, on PostgreSQL not even read).
+    ``same`` gives values (by attname) shared by every row, sent once. Values must already be
+    database-ready (str, int, None, Decimal); dates are converted per row."""
     rows = list(rows)
     if not rows:
         return []
@@ -59,7 +60,7 @@ def insert(model, columns, rows, using=None, **same):
     table = quote(opts.db_table)
     names = ", ".join(quote(f.column) for f in [*given, *others])
     if connection.vendor == "postgresql":
-        return _insert_unnest(connection, table, names, opts, given, others, constants, rows)
+        return _insert_unnest(connection, table, names, opts, given, others, constants, rows, keys)
     width = len(given) + len(others)
     placeholder = "(" + ", ".join(["%s"] * width) + ")"
     limit = connection.features.max_query_params
@@ -103,8 +104,10 @@ def array_literal(values):
     cheaper, and it travels as one plain string parameter (cast in the SQL).
     """
     values = list(values)
+    if not values:
+        return "{}"
     if None not in values:
-        texts = [str(value) for value in values]
+        texts = list(map(str, values))
         joined = ",".join(texts)
         if all(texts) and _PLAIN_LIST.fullmatch(joined) and "NULL" not in joined.upper():
             return "{" + joined + "}"
@@ -143,20 +146,29 @@ def bulk_cursor(connection):
         yield cursor
 
 
-def _insert_unnest(connection, table, names, opts, given, others, constants, rows):
+def _insert_unnest(connection, table, names, opts, given, others, constants, rows, keys):
     """PostgreSQL: one array parameter per column (``INSERT ... SELECT FROM unnest``), so
-    the statement stays short however many rows it carries; rows come back in order, as
-    Django's own ``bulk_create`` relies on."""
+    the statement stays short however many rows it carries. Rows are inserted in order, so
+    keys drawn from a sequence rise with them: those come back as one text value (a row
+    each costs more to fetch than to insert); other keys as ``RETURNING`` rows, in order."""
     quote = connection.ops.quote_name
+    pk = quote(opts.pk.column)
     arrays = [f"%s::{f.db_type(connection)}[]" for f in given]
     scalars = [f"%s::{f.db_type(connection)}" for f in others]
     aliases = ", ".join(f"c{i}" for i in range(len(given)))
     select = ", ".join([*(f"u.c{i}" for i in range(len(given))), *scalars])
     sql = (
         f"INSERT INTO {table} ({names}) SELECT {select} "
-        f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS u({aliases}, ord) "
-        f"ORDER BY u.ord RETURNING {quote(opts.pk.column)}"
+        f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS u({aliases}, ord) ORDER BY u.ord"
     )
+    serial = isinstance(opts.pk, AutoFieldMixin)
+    if keys and serial:
+        sql = (
+            f"WITH new AS ({sql} RETURNING {pk}) "
+            f"SELECT string_agg({pk}::text, ',' ORDER BY {pk}) FROM new"
+        )
+    elif keys:
+        sql += f" RETURNING {pk}"
     columns = list(zip(*rows, strict=True))
     pks = []
     with bulk_cursor(connection) as cursor:
@@ -164,7 +176,10 @@ def _insert_unnest(connection, table, names, opts, given, others, constants, row
         for start in range(0, len(rows), step):
             params = [array_literal(column[start : start + step]) for column in columns]
             cursor.execute(sql, [*constants, *params])  # the SELECT list comes first
-            pks.extend(row[0] for row in cursor.fetchall())
+            if keys and serial:
+                pks.extend(map(int, cursor.fetchone()[0].split(",")))
+            elif keys:
+                pks.extend(row[0] for row in cursor.fetchall())
     return pks
 
 

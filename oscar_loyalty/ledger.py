@@ -84,12 +84,48 @@ def system_account(program, code, unit="points"):
     return account
 
 
-def open_card_accounts(program):
-    """Create the points and debt accounts a new card owns."""
-    return (
-        Account.objects.create(program=program, kind=Account.POINTS),
-        Account.objects.create(program=program, kind=Account.DEBT),
+def open_card_account(program):
+    """Create the points account a new card owns. Its debt account comes with its first debt
+    (``take_back``): most cards never owe anything."""
+    return Account.objects.create(program=program, kind=Account.POINTS)
+
+
+def lock_balances(cards):
+    """Lock the points accounts of ``cards`` (``(card id, points account id)`` pairs), then
+    their debt accounts, each in id order, and return ``(balances by account id, debt account
+    id by card id)``.
+
+    A debt account is created under its card's points lock, so it is looked up once that
+    lock is held: a card read before may not know it yet.
+    """
+    from oscar_loyalty import inserts
+
+    Card = get_model("oscar_loyalty", "Card")
+    if not cards:
+        return {}, {}
+    card_ids, account_ids = zip(*cards, strict=True)
+    locked = Account.objects.select_for_update().order_by("pk")
+    balances = dict(
+        locked.filter(inserts.among(Account, "id", account_ids)).values_list("pk", "balance")
     )
+    debts = dict(
+        Card.objects.filter(inserts.among(Card, "id", card_ids))
+        .exclude(debt_account=None)
+        .values_list("pk", "debt_account_id")
+    )
+    if debts:
+        balances.update(
+            locked.filter(inserts.among(Account, "id", debts.values())).values_list("pk", "balance")
+        )
+    return balances, debts
+
+
+def _debt_account(card):
+    """The card's debt account, opened now if this is its first debt (under the card's lock)."""
+    if card.debt_account_id is None:
+        card.debt_account = Account.objects.create(program_id=card.program_id, kind=Account.DEBT)
+        type(card).objects.filter(pk=card.pk).update(debt_account=card.debt_account)
+    return card.debt_account
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -234,14 +270,13 @@ def _write(key, kind, card, amount, build_legs, lock=False, savepoint=True):
     try:
         with transaction.atomic(savepoint=savepoint):
             if lock and card is not None:
-                locked = {
-                    a.pk: a.balance
-                    for a in Account.objects.select_for_update()
-                    .filter(pk__in=[card.account_id, card.debt_account_id])
-                    .order_by("pk")
-                }
-                card.account.balance = locked[card.account_id]
-                card.debt_account.balance = locked[card.debt_account_id]
+                balances, debts = lock_balances([(card.pk, card.account_id)])
+                card.account.balance = balances[card.account_id]
+                debt_id = debts.get(card.pk)
+                if debt_id != card.debt_account_id:  # opened, or rolled back, since it was read
+                    card.debt_account = Account.objects.get(pk=debt_id) if debt_id else None
+                if debt_id:
+                    card.debt_account.balance = balances[debt_id]
             recorded = _replay(key, kind, card, amount) if lock else None
             if recorded is not None:
                 return recorded
@@ -287,7 +322,7 @@ def credit_card(card, amount, key, kind=Transfer.EARN, check=True, **details):
     def legs():
         issued = system_account(card.program, ISSUED)
         result = [_leg(key, kind, issued, card.account, amount, card, **details)]
-        repay = min(-card.debt_account.balance, amount)
+        repay = min(card.debt, amount)
         if repay > 0:
             result.append(
                 _leg(
@@ -351,7 +386,7 @@ def take_back(card, amount, key, kind=Transfer.REVERSE, reverses=None, **details
                 _leg(
                     f"{key}:debt" if result else key,
                     Transfer.DEBT,
-                    card.debt_account,
+                    _debt_account(card),
                     issued,
                     owed,
                     card,
@@ -435,21 +470,7 @@ def refund(card, amount, key, **details):
 # --- many cards at once (mass accruals and debits) -----------------------------------------
 
 # What the rules of a mass movement read of a card.
-_MANY_FIELDS = ("id", "status", "participates", "program_id", "account_id", "debt_account_id")
-
-
-def _lock_balances(cards):
-    """Lock the points and debt accounts of ``cards`` (in account order, as ``_write`` does)
-    and return their balances by account id."""
-    from oscar_loyalty import inserts
-
-    ids = {c.account_id for c in cards} | {c.debt_account_id for c in cards}
-    return dict(
-        Account.objects.select_for_update()
-        .filter(inserts.among(Account, "id", ids))
-        .order_by("pk")
-        .values_list("pk", "balance")
-    )
+_MANY_FIELDS = ("id", "status", "participates", "program_id", "account_id")
 
 
 def _move_balances(changes):
@@ -514,7 +535,7 @@ def _many(card_ids, amount, key_for, kind, check, details, build):
                     del cards[card.pk]
         if not cards:
             return done, failures
-        balances = _lock_balances(cards.values())
+        balances, debts = lock_balances([(pk, c.account_id) for pk, c in cards.items()])
         keys = {pk: key_for(pk) for pk in cards}
         recorded = {
             key: (amount_, kind_, card_id)
@@ -532,14 +553,14 @@ def _many(card_ids, amount, key_for, kind, check, details, build):
                 else:
                     failures.append((pk, KeyConflict(keys[pk])))
                 continue
-            error = build(card, programs[card.program_id], keys[pk], balances, legs, changes)
+            error = build(card, programs[card.program_id], keys[pk], balances, debts, legs, changes)
             if error is None:
                 done.append(pk)
             else:
                 failures.append((pk, error))
         columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *details)
         extra = tuple(details.values())
-        inserts.insert(Transfer, columns, [(*leg, *extra) for leg in legs])
+        inserts.insert(Transfer, columns, [(*leg, *extra) for leg in legs], keys=False)
         _move_balances(changes)
     return done, failures
 
@@ -556,24 +577,16 @@ def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=True, **de
     amount = to_amount(amount)
     issued = {}
 
-    def build(card, program, key, balances, legs, changes):
+    def build(card, program, key, balances, debts, legs, changes):
         if program.pk not in issued:
             issued[program.pk] = system_account(program, ISSUED).pk
         legs.append((key, kind, issued[program.pk], card.account_id, amount, card.pk))
-        repay = min(-balances[card.debt_account_id], amount)
+        debt_id = debts.get(card.pk)
+        repay = min(-balances[debt_id], amount) if debt_id else ZERO
         if repay > 0:
-            legs.append(
-                (
-                    f"{key}:repay",
-                    Transfer.REPAY,
-                    card.account_id,
-                    card.debt_account_id,
-                    repay,
-                    card.pk,
-                )
-            )
-            changes[card.debt_account_id] = (Account.DEBT, repay)
-        changes[card.account_id] = (Account.POINTS, amount - max(repay, ZERO))
+            legs.append((f"{key}:repay", Transfer.REPAY, card.account_id, debt_id, repay, card.pk))
+            changes[debt_id] = (Account.DEBT, repay)
+        changes[card.account_id] = (Account.POINTS, amount - repay)
         return None
 
     return _many(card_ids, amount, key_for, kind, check, details, build)
@@ -588,7 +601,7 @@ def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=
     amount = to_amount(amount)
     targets = {}
 
-    def build(card, program, key, balances, legs, changes):
+    def build(card, program, key, balances, debts, legs, changes):
         available = balances[card.account_id]
         if available < amount:
             return InsufficientPoints(available, amount)
@@ -611,21 +624,23 @@ def open_card_accounts_many(program, openings, make_cards, kind, fields=(), **de
     ``openings`` are ``(key, amount, *extra)`` per card (an amount of zero records no
     transfer; ``extra`` are values of the Transfer ``fields``, ``details`` are the same for
     every transfer). ``make_cards(accounts)`` inserts the cards that own the accounts, given
-    ``[(points_id, debt_id)]`` in order, and returns their ids. The balances are written
+    their points account ids in order, and returns their ids. The balances are written
     with the accounts rather than moved by an UPDATE after them; they and their transfers
     commit together or not at all. Returns the card ids.
     """
     from oscar_loyalty import inserts
 
     amounts = [to_amount(amount) if amount else ZERO for _key, amount, *_extra in openings]
-    rows = []
-    for amount in amounts:
-        rows += [(Account.POINTS, amount), (Account.DEBT, ZERO)]
     with transaction.atomic():
         issued = system_account(program, ISSUED).pk
-        ids = inserts.insert(Account, ("kind", "balance"), rows, program_id=program.pk)
-        points = ids[0::2]
-        card_ids = make_cards(list(zip(points, ids[1::2], strict=True)))
+        points = inserts.insert(
+            Account,
+            ("balance",),
+            [(a,) for a in amounts],
+            program_id=program.pk,
+            kind=Account.POINTS,
+        )
+        card_ids = make_cards(points)
         inserts.insert(
             Transfer,
             ("key", "credit_id", "amount", "card_id", *fields),
@@ -636,6 +651,7 @@ def open_card_accounts_many(program, openings, make_cards, kind, fields=(), **de
                 )
                 if amount
             ],
+            keys=False,
             kind=kind,
             debit_id=issued,
             **details,
@@ -649,7 +665,7 @@ def post_many(legs, fields=(), **details):
     ``legs`` are ``(key, kind, debit_account_id, credit_account_id, amount, card_id, *extra)``
     where ``extra`` are values of the Transfer ``fields`` (e.g. description, note); ``details``
     are the same for every leg (e.g. ``created_by_id``). The
-    caller has locked the card accounts involved (``_lock_balances``) and checked every amount
+    caller has locked the card accounts involved (``lock_balances``) and checked every amount
     against those balances; cached balances then move with one UPDATE per batch, and the
     database's check constraints still refuse a balance on the wrong side of zero (rolling the
     whole call back). Keys must be new: the caller leaves out the ones already recorded, and a
@@ -658,7 +674,7 @@ def post_many(legs, fields=(), **details):
     from oscar_loyalty import inserts
 
     if not legs:
-        return []
+        return
     rows, deltas = [], {}
     for key, kind, debit_id, credit_id, amount, card_id, *extra in legs:
         amount = to_amount(amount)
@@ -668,13 +684,12 @@ def post_many(legs, fields=(), **details):
         deltas[debit_id] = deltas.get(debit_id, ZERO) - amount
         deltas[credit_id] = deltas.get(credit_id, ZERO) + amount
     columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *fields)
-    ids = inserts.insert(Transfer, columns, rows, **details)
+    inserts.insert(Transfer, columns, rows, keys=False, **details)
     kinds = dict(
         Account.objects.filter(inserts.among(Account, "id", deltas)).values_list("pk", "kind")
     )
     cached = [(pk, delta) for pk, delta in deltas.items() if delta and kinds[pk] != Account.SYSTEM]
     _move_balances_each(cached)
-    return ids
 
 
 def _move_balances_each(deltas, batch=300):

@@ -242,7 +242,7 @@ def _key(order_number, what, attempt=1):
 
 def _locked(order_number):
     return (
-        Hold.objects.select_for_update()
+        Hold.objects.select_for_update(of=("self",))
         .select_related("card__program", "card__account", "card__debt_account")
         .filter(order_number=order_number)
         .first()

@@ -265,7 +265,7 @@ def card_rows(queryset):
             grade or "",
             str(statuses.get(status, status)),
             balance,
-            -debt,
+            -debt if debt else ZERO,
             spend,
             created,
         )

@@ -210,14 +210,14 @@ class ImportView(FormView):
 
 def _sample(job, items):
     """The first rows of a preview, each with what applying it will do, in words."""
-    ids = {item["id"] for item in items if item.get("id")}
+    ids = {item.card_id for item in items if item.card_id}
     found = {c.pk: c for c in Card.objects.filter(pk__in=ids).select_related("account")}
     rows = []
     for item in items:
-        card = found.get(item.get("id"))
-        diff = Decimal(item.get("d", "0"))
-        action = item.get("a", "")
-        errors = [message for _role, message in item.get("e", ())]
+        card = found.get(item.card_id)
+        diff = Decimal(item.diff or "0")
+        action = item.action
+        errors = [message for _role, message in item.errors]
         if errors:
             what = "; ".join(errors)
         elif action == imports.NEW:
@@ -235,16 +235,16 @@ def _sample(job, items):
             }
         else:
             what = ""
-        cells = item.get("c", [])
+        cells = item.cells
         mapping = job.params.get("mapping", [])
         raw = {role: cells[i] for i, role in enumerate(mapping) if role and i < len(cells)}
         rows.append(
             {
-                "n": item["n"],
-                "phone": phones.display(item["p"]) if item.get("p") else raw.get("phone", ""),
-                "number": card.number if card else item.get("k") or raw.get("number", ""),
-                "topup": item.get("t") or raw.get("topup", ""),
-                "balance": item.get("b") or raw.get("balance", ""),
+                "n": item.n,
+                "phone": phones.display(item.phone) if item.phone else raw.get("phone", ""),
+                "number": card.number if card else item.number or raw.get("number", ""),
+                "topup": item.topup or raw.get("topup", ""),
+                "balance": item.balance or raw.get("balance", ""),
                 "action": "error" if errors else action,
                 "what": what,
             }
@@ -295,7 +295,7 @@ class ImportPreviewView(SingleObjectMixin, TemplateView):
     def _column_samples(job):
         samples = {}
         for item in imports.preview_rows(job, 3):
-            for i, cell in enumerate(item.get("c", [])):
+            for i, cell in enumerate(item.cells):
                 samples.setdefault(imports.column_letter(i), []).append(cell)
         return samples
 
@@ -336,7 +336,6 @@ class ImportJobView(DetailView):
         self.object = self.get_object()
         if imports.is_draft(self.object):
             return redirect("loyalty-import-preview", pk=self.object.pk)
-        imports.refresh_undo_status(self.object)
         return self.render_to_response(self.get_context_data(object=self.object))
 
     def get_context_data(self, **kwargs):

@@ -263,7 +263,7 @@ def test_remapped_columns_are_checked_again(program):
     assert job.params["mapping"] == [imports.PHONE, imports.TOPUP, imports.BALANCE]
     imports.recheck(job, [imports.PHONE, imports.BALANCE, ""], False)
     job.refresh_from_db()
-    assert imports.preview_rows(job)[0]["b"] == "100.00"
+    assert imports.preview_rows(job)[0].balance == "100.00"
     imports.recheck(job, [imports.PHONE, imports.BALANCE, ""], True)  # row 1 is now a header
     job.refresh_from_db()
     assert job.total == 0
@@ -358,8 +358,8 @@ def test_undo_reverses_a_whole_import(program, existing):
     assert (undo_job.succeeded, undo_job.failed) == (2, 0)
     assert balance(existing) == D("200")
     assert balance(card_of(program, "79123456702")) == 0
-    job = imports.refresh_undo_status(job)
-    assert job.status == Job.UNDONE
+    job.refresh_from_db()
+    assert job.status == Job.UNDONE  # the undo job marked it when it finished
     reversal = ledger.history(existing)[0]
     assert reversal.kind == Transfer.REVERSE and reversal.reverses.key == f"import:{job.pk}:row:2"
 
@@ -381,13 +381,31 @@ def test_undo_refuses_a_card_that_spent_the_points_and_undoes_the_rest(program, 
     assert "4000000000006" in undo_job.errors[0]["reason"]
     assert balance(existing) == D("50")  # left as it is
     assert balance(card_of(program, "79123456702")) == 0
-    assert imports.refresh_undo_status(job).status == Job.DONE  # not wholly undone
+    job.refresh_from_db()
+    assert job.status == Job.DONE  # not wholly undone
     # once the card has the points again, undoing again reverses the rest only
     ledger.credit_card(existing, D("250"), "test:earn")
     second = undo(job)
     assert (second.succeeded, second.failed) == (2, 0)
     assert balance(existing) == D("0")
-    assert imports.refresh_undo_status(job).status == Job.UNDONE
+    job.refresh_from_db()
+    assert job.status == Job.UNDONE
+
+
+def test_undo_of_points_that_repaid_a_debt_records_the_debt_again(program, existing):
+    ledger.debit_card(existing, D("200"), "test:spend")
+    ledger.take_back(existing, D("50"), "test:refund")  # 50 owed
+    job = run(program, HEADER + "79123456701\t\t100\t\n79123456702\t\t\t30\n")
+    existing.refresh_from_db()
+    assert (balance(existing), existing.debt) == (D("50"), D("0"))
+
+    undo_job = undo(job)
+
+    assert (undo_job.succeeded, undo_job.failed) == (2, 0)
+    existing.refresh_from_db()
+    assert (balance(existing), existing.debt) == (D("0"), D("50"))  # as before the import
+    assert balance(card_of(program, "79123456702")) == 0
+    assert audit.audit() == []
 
 
 def test_undo_run_twice_changes_nothing_more(program):

@@ -136,3 +136,4 @@ def test_array_lookups_find_what_in_lists_find(program):
     assert found == {c.pk for c in made[:3]}
     ids = set(Card.objects.filter(among(Card, "id", [made[4].pk])).values_list("pk", flat=True))
     assert ids == {made[4].pk}
+    assert not Card.objects.filter(among(Card, "id", [])).exists()  # an empty list finds none

@@ -35,8 +35,9 @@ def load(card):
 
 
 def balances(card):
+    """Points and debt account balances (a card that never owed has no debt account)."""
     card = load(card)
-    return card.account.balance, card.debt_account.balance
+    return card.account.balance, card.debt_account.balance if card.debt_account else D("0.00")
 
 
 def assert_audit_clean():
@@ -124,6 +125,26 @@ def test_mixed_concurrent_operations_on_one_card_keep_the_books_balanced(card):
     balance, debt = balances(card)
     assert balance >= 0 and debt <= 0
     assert Transfer.objects.filter(key__startswith="mix:credit:", kind=Transfer.EARN).count() == 13
+    assert_audit_clean()
+
+
+def test_credits_racing_a_first_debt_still_repay_it(card):
+    """The debt account is opened by the first take-back; credits that loaded the card before
+    must still see that debt and repay it first, and only one debt account may appear."""
+
+    def operation(i):
+        fresh = load(card)  # no debt account yet when most threads load it
+        if i % 2:
+            return ledger.credit_card(fresh, D("20.00"), f"race:credit:{i}")
+        return ledger.take_back(fresh, D("25.00"), f"race:back:{i}")
+
+    results = run_together(30, operation)
+
+    assert errors_of(results) == []
+    balance, debt = balances(card)
+    assert balance - (-debt) == 15 * D("20.00") - 15 * D("25.00")  # every call counted once
+    assert balance == 0 or debt == 0, (balance, debt)  # a debt is repaid before points stay
+    assert Account.objects.filter(kind=Account.DEBT, debt_card=card).count() == 1
     assert_audit_clean()
 
 
@@ -265,7 +286,7 @@ OPERATIONS = {
     "take back beyond balance": (
         prepare_balance,
         lambda card: lambda: ledger.take_back(load(card), D("70.00"), "op:back"),
-        4,  # balance leg, debt leg, card balance, debt balance
+        6,  # balance leg, debt account opened and set on the card, debt leg, both balances
     ),
     "hold": (
         prepare_balance,
@@ -425,7 +446,9 @@ def test_database_refuses_to_update_or_delete_a_transfer(card):
 
 def test_database_refuses_balances_on_the_wrong_side_of_zero(card):
     table = Account._meta.db_table
-    ledger.credit_card(card, D("10.00"), "setup:credit")
+    ledger.take_back(card, D("5.00"), "setup:debt")  # opens the debt account
+    ledger.credit_card(card, D("15.00"), "setup:credit")
+    card = load(card)
     issued = ledger.system_account(card.program, ledger.ISSUED)
 
     with pytest.raises(IntegrityError, match="loyalty_points_never_negative"):

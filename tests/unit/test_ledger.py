@@ -1,6 +1,7 @@
 """The ledger: balances move only by transfers, never below zero, and replays count once."""
 
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -133,6 +134,8 @@ def test_the_database_refuses_a_negative_card_balance(card):
 
 
 def test_the_database_refuses_a_positive_debt(card):
+    ledger.take_back(card, "5", "refund-1")  # nothing to take: all of it becomes debt
+    card.refresh_from_db()
     with pytest.raises(IntegrityError), transaction.atomic():
         Account.objects.filter(pk=card.debt_account_id).update(balance=D("1"))
 
@@ -243,6 +246,42 @@ def test_taking_back_spent_points_records_the_rest_as_debt(card, program):
         (Transfer.DEBT, D("70.00")),
     ]
     assert issued(program) == D("0.00")  # everything given out came back (as points or debt)
+    assert audit() == []
+
+
+def test_a_card_opens_its_debt_account_with_its_first_debt(card):
+    assert card.debt_account_id is None and card.debt == 0
+
+    ledger.take_back(card, "25", "refund-1")
+    ledger.take_back(card, "5", "refund-2")
+
+    card = refreshed(card)
+    assert card.debt == D("30.00")
+    assert Account.objects.filter(kind=Account.DEBT, debt_card=card).count() == 1
+    assert audit() == []
+
+
+def test_a_card_loaded_before_its_first_debt_still_repays_it(card):
+    stale = refreshed(card)  # knows no debt account
+    ledger.take_back(card, "30", "refund-1")
+
+    earn(stale, "50", key="earn-2")
+
+    card = refreshed(card)
+    assert (card.balance, card.debt) == (D("20.00"), D("0.00"))
+    assert Transfer.objects.get(key="earn-2:repay").amount == D("30.00")
+
+
+def test_a_first_debt_that_rolls_back_leaves_no_debt_account_behind(card):
+    with mock.patch.object(ledger, "_apply", side_effect=DatabaseError("connection lost")):
+        with pytest.raises(DatabaseError):
+            ledger.take_back(card, "10", "refund-1")
+    assert Account.objects.filter(kind=Account.DEBT).count() == 0
+
+    ledger.take_back(card, "10", "refund-1")  # asked again with the same card object
+
+    assert refreshed(card).debt == D("10.00")
+    assert Account.objects.filter(kind=Account.DEBT).count() == 1
     assert audit() == []
 
 
