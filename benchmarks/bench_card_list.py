@@ -93,24 +93,20 @@ def prepare(url, count):
         )
         cursor.execute(
             "INSERT INTO oscar_loyalty_account (unit, kind, program_id, code, balance)"
-            " SELECT 'points', k.kind, %s, '',"
-            " CASE WHEN k.kind = 'points' THEN n %% 3000 ELSE 0 END"
-            " FROM generate_series(1, %s) n, (VALUES ('points'), ('debt')) k(kind)",
+            " SELECT 'points', 'points', %s, '', n %% 3000 FROM generate_series(1, %s) n",
             [program.pk, count],
         )
         cursor.execute(
             "INSERT INTO oscar_loyalty_card (program_id, number, phone, user_id, grade_id,"
             " grade_is_manual, participates, spend_adjustment, lifetime_spend, last_order_at,"
-            " status, status_reason, account_id, debt_account_id, created)"
+            " status, status_reason, account_id, created)"
             " SELECT %s, (4000000000000 + p.n)::text, (79120000000 + p.n)::text, u.id,"
             " (ARRAY[%s, %s, %s]::bigint[])[1 + p.n %% 3], false, true, 0, (p.n * 37) %% 40000,"
             " now() - ((p.n %% 700) || ' days')::interval,"
-            " CASE WHEN p.n %% 50 = 0 THEN 'blocked' ELSE 'active' END, '', p.id, d.id,"
+            " CASE WHEN p.n %% 50 = 0 THEN 'blocked' ELSE 'active' END, '', p.id,"
             " now() - (p.n || ' seconds')::interval"
             " FROM (SELECT id, row_number() OVER (ORDER BY id) n FROM oscar_loyalty_account"
             "       WHERE kind = 'points') p"
-            " JOIN (SELECT id, row_number() OVER (ORDER BY id) n FROM oscar_loyalty_account"
-            "       WHERE kind = 'debt') d ON d.n = p.n"
             f" JOIN (SELECT id, row_number() OVER (ORDER BY id) n FROM {users}"
             "       WHERE username LIKE 'u%%') u ON u.n = p.n",
             [program.pk, *grades],

@@ -52,20 +52,18 @@ def prepare(url, count):
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO oscar_loyalty_account (unit, kind, program_id, code, balance)"
-            " SELECT 'points', kind, %s, '', 0"
-            " FROM generate_series(1, %s) n, (VALUES ('points'), ('debt')) k(kind)",
+            " SELECT 'points', 'points', %s, '', 0 FROM generate_series(1, %s)",
             [program.pk, count],
         )
+        # as the package issues them: a points account each, no debt account until a debt
         cursor.execute(
             "INSERT INTO oscar_loyalty_card (program_id, number, phone, grade_id,"
             " grade_is_manual, participates, spend_adjustment, lifetime_spend, status,"
-            " status_reason, account_id, debt_account_id, created)"
+            " status_reason, account_id, created)"
             " SELECT %s, (7000000000000 + p.n)::text, '', %s, false, true, 0, 0, 'active', '',"
-            " p.id, d.id, now()"
+            " p.id, now()"
             " FROM (SELECT id, row_number() OVER (ORDER BY id) n FROM oscar_loyalty_account"
-            "       WHERE kind = 'points') p"
-            " JOIN (SELECT id, row_number() OVER (ORDER BY id) n FROM oscar_loyalty_account"
-            "       WHERE kind = 'debt') d ON d.n = p.n",
+            "       WHERE kind = 'points') p",
             [program.pk, grade.pk],
         )
         cursor.execute("VACUUM ANALYZE")

@@ -34,8 +34,9 @@ def with_database(url, name):
 
 
 @contextmanager
-def bench_database(name):
-    """Create the empty database ``name`` on the server of DATABASE_URL, yield its URL, drop it.
+def bench_database(name, template=None):
+    """Create the database ``name`` on the server of DATABASE_URL (empty, or a copy of the
+    database ``template``), yield its URL, drop it.
 
     Set BENCH_KEEP_DB=1 to keep it for a look afterwards.
     """
@@ -44,9 +45,10 @@ def bench_database(name):
     url = server_url()
     if not url.startswith(("postgres://", "postgresql://")):
         raise RuntimeError(f"benchmarks need PostgreSQL; DATABASE_URL is {url!r}")
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield with_database(url, name)
     finally:
@@ -74,6 +76,19 @@ def migrate(url):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+
+
+def checkpoint():
+    """Write out the server's dirty pages now, so that a checkpoint due to the WAL of earlier
+    work does not land in the middle of the next measurement. Needs a superuser (or the
+    pg_checkpoint role); without one the measurement simply runs without it."""
+    import psycopg
+
+    try:
+        with psycopg.connect(server_url(), autocommit=True) as admin:
+            admin.execute("CHECKPOINT")
+    except psycopg.errors.InsufficientPrivilege:
+        print("  (no CHECKPOINT before the round: needs a superuser)", flush=True)
 
 
 def rate(ops, seconds):
