@@ -1123,6 +1123,17 @@ def _import_transfers(job, numbers):
     return {keys[k]: (t, repaid.get(k, ZERO)) for k, t in found.items()}
 
 
+def _not_undone(job, numbers):
+    """``_import_transfers`` of the rows ``numbers`` that no undo has reversed yet, in order."""
+    found = _import_transfers(job, numbers)
+    undone = set(
+        Transfer.objects.filter(
+            among(Transfer, "key", [f"{t.key}:undo" for t, _r in found.values()])
+        ).values_list("key", flat=True)
+    )
+    return {n: found[n] for n in sorted(found) if f"{found[n][0].key}:undo" not in undone}
+
+
 def _spent_since(transfer, repaid, balance):
     """Points of an imported credit the card no longer has, or zero."""
     if transfer.credit_id != transfer.card.account_id:
@@ -1135,15 +1146,7 @@ def undo_check(job, limit=50):
     numbers = [item.n for item in iter_items(job) if not item.errors]
     result = {"rows": 0, "refused": 0, "reasons": []}
     for start in range(0, len(numbers), BATCH):
-        found = _import_transfers(job, numbers[start : start + BATCH])
-        undone = set(
-            Transfer.objects.filter(
-                key__in=[f"{t.key}:undo" for t, _r in found.values()]
-            ).values_list("key", flat=True)
-        )
-        for n, (transfer, repaid) in sorted(found.items()):
-            if f"{transfer.key}:undo" in undone:
-                continue
+        for n, (transfer, repaid) in _not_undone(job, numbers[start : start + BATCH]).items():
             spent = _spent_since(transfer, repaid, transfer.card.account.balance)
             if spent:
                 result["refused"] += 1
@@ -1185,13 +1188,7 @@ def _undo_rows(job, numbers):
     """
     _prepare_chunk_transaction()
     original = Job.objects.get(pk=job.params["undo_of"])
-    found = _import_transfers(original, numbers)
-    undone = set(
-        Transfer.objects.filter(
-            among(Transfer, "key", [f"{t.key}:undo" for t, _r in found.values()])
-        ).values_list("key", flat=True)
-    )
-    todo = {n: found[n] for n in sorted(found) if f"{found[n][0].key}:undo" not in undone}
+    todo = _not_undone(original, numbers)
     balances, _debts = ledger.lock_balances(
         list({(t.card_id, t.card.account_id) for t, _r in todo.values()})
     )
