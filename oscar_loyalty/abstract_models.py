@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from oscar_loyalty import conf
+from oscar_loyalty.storage import export_storage
 
 ZERO = Decimal("0")
 AMOUNT = {"max_digits": 14, "decimal_places": 2}
@@ -768,7 +769,12 @@ class AbstractJob(models.Model):
     succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
     errors = models.JSONField(_("errors"), default=list, blank=True)
-    result_file = models.FileField(_("result file"), upload_to="oscar_loyalty/jobs/", blank=True)
+    # Exports: private storage, unguessable names (oscar_loyalty/storage.py); the file is
+    # deleted after OSCAR_LOYALTY_EXPORT_RETENTION_DAYS and ``file_deleted`` says when.
+    result_file = models.FileField(
+        _("result file"), upload_to="exports/", storage=export_storage, blank=True
+    )
+    file_deleted = models.DateTimeField(_("file deleted"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -778,6 +784,9 @@ class AbstractJob(models.Model):
         verbose_name=_("started by"),
     )
     created = models.DateTimeField(_("created"), default=timezone.now)
+    # When a chunk last finished (or the job started): a job is stalled when this is old,
+    # not when it was created long ago.
+    progressed = models.DateTimeField(_("last progress"), default=timezone.now)
     finished = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:

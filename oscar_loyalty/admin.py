@@ -72,4 +72,9 @@ class HoldAdmin(ReadOnlyAdmin):
 
 
 admin.site.register(Category)
-admin.site.register(Job, ReadOnlyAdmin)
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    # Export files have no URL (private storage); the dashboard's job page serves them.
+    exclude = ["result_file"]

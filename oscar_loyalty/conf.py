@@ -33,8 +33,13 @@ DEFAULTS = {
     "IMPORT_CHUNK_SIZE": 5000,
     # Rows of a bulk job handled by one Celery task.
     "JOB_CHUNK_SIZE": 1000,
-    # A running job whose chunks have not all finished after this many minutes is resumed.
+    # A job with chunks left that has made no progress for this many minutes is resumed.
     "JOB_STALL_MINUTES": 10,
+    # Alias in Django's STORAGES of the private storage for export files (without the alias,
+    # a folder beside MEDIA_ROOT; see oscar_loyalty/storage.py).
+    "EXPORT_STORAGE": "loyalty_exports",
+    # Export files are deleted this many days after they were written.
+    "EXPORT_RETENTION_DAYS": 7,
 }
 
 

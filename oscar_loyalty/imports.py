@@ -832,8 +832,8 @@ def start(job):
         params = dict(job.params)
         params.pop("draft")
         job.params = params
-        job.created = timezone.now()
-        job.save(update_fields=["params", "created"])
+        job.created = job.progressed = timezone.now()
+        job.save(update_fields=["params", "created", "progressed"])
     return job
 
 

@@ -90,6 +90,7 @@ def run_chunk(chunk_id):
         chunk.save(update_fields=["done"])
         Job.objects.filter(pk=job.pk).update(
             status=Job.RUNNING,
+            progressed=timezone.now(),
             done=F("done") + len(chunk.items),
             succeeded=F("succeeded") + succeeded,
             failed=F("failed") + len(failures),
@@ -142,14 +143,15 @@ def pending_chunks(job):
 
 
 def stalled_jobs(minutes=None):
-    """Jobs with chunks left that have not moved for a while (a worker died).
+    """Jobs with chunks left that have made no progress for a while (a worker died).
 
-    Drafts (``params["draft"]``: an import waiting for the manager to confirm its preview)
-    are not started yet, so they are never resumed.
+    Progress is the last chunk finished (``progressed``), so a long healthy job is not queued
+    again while it moves. Drafts (``params["draft"]``: an import waiting for the manager to
+    confirm its preview) are not started yet, so they are never resumed.
     """
     since = timezone.now() - timedelta(minutes=minutes or conf.job_stall_minutes)
     return (
-        Job.objects.filter(status__in=[Job.NEW, Job.RUNNING], created__lt=since)
+        Job.objects.filter(status__in=[Job.NEW, Job.RUNNING], progressed__lt=since)
         .filter(chunks__done=False)
         .exclude(params__has_key="draft")
         .distinct()

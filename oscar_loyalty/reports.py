@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from oscar.core.loading import get_model
 
-from oscar_loyalty import excel, jobs, ledger, phones
+from oscar_loyalty import conf, excel, jobs, ledger, phones, storage
 
 Account = get_model("oscar_loyalty", "Account")
 Card = get_model("oscar_loyalty", "Card")
@@ -58,6 +58,7 @@ BUCKETS = {
 }
 # Exports at most this long are written during the request; longer ones run as a job.
 INLINE_ROWS = 5000
+EXPORT_KINDS = (Job.EXPORT, Job.REPORT)
 
 
 def change_expression():
@@ -309,6 +310,8 @@ def source(kind):
 
 
 def _write_job_file(job, items):
+    """Write the export into the private export storage under a name nobody can guess; the
+    readable name (``cards-20250131-1200.xlsx``) is kept for the download."""
     item = items[0]
     header, rows, stem = SOURCES[job.kind](item["query"])
     fmt = item["format"]
@@ -317,12 +320,31 @@ def _write_job_file(job, items):
         with os.fdopen(handle, "w+b") as file:
             count = write(file, fmt, header, rows, stem)
             file.seek(0)
-            job.result_file.save(filename(stem, fmt), File(file), save=False)
+            job.result_file.save(storage.export_name(fmt), File(file), save=False)
     finally:
         os.unlink(path)
-    params = {**job.params, "rows": count}
+    params = {**job.params, "rows": count, "filename": filename(stem, fmt)}
     Job.objects.filter(pk=job.pk).update(result_file=job.result_file.name, params=params)
     return 1, []
+
+
+def download_name(job):
+    """The name an export job's file is downloaded as."""
+    return job.params.get("filename") or os.path.basename(job.result_file.name)
+
+
+def delete_expired_exports():
+    """Delete the files of exports finished more than OSCAR_LOYALTY_EXPORT_RETENTION_DAYS
+    ago; each job keeps ``file_deleted`` so its page and download say what happened."""
+    now = timezone.now()
+    since = now - timedelta(days=conf.export_retention_days)
+    expired = Job.objects.filter(kind__in=EXPORT_KINDS, finished__lt=since).exclude(result_file="")
+    count = 0
+    for job in expired.iterator():
+        job.result_file.delete(save=False)  # a file already gone is no error
+        Job.objects.filter(pk=job.pk).update(result_file="", file_deleted=now)
+        count += 1
+    return count
 
 
 @jobs.handler(Job.EXPORT)

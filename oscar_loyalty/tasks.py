@@ -3,7 +3,7 @@
 from celery import shared_task
 from oscar.core.loading import get_model
 
-from oscar_loyalty import earning, grades, jobs, paying
+from oscar_loyalty import earning, grades, jobs, paying, reports
 
 Card = get_model("oscar_loyalty", "Card")
 
@@ -56,3 +56,9 @@ def release_stale_holds():
     """Periodic: give back checkout holds older than OSCAR_LOYALTY_HOLD_TIMEOUT_MINUTES whose
     order never came (captured instead if the order exists)."""
     return paying.release_stale_holds()
+
+
+@shared_task
+def delete_expired_exports():
+    """Periodic: delete export files older than OSCAR_LOYALTY_EXPORT_RETENTION_DAYS."""
+    return reports.delete_expired_exports()

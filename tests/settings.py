@@ -18,9 +18,16 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Uploaded files and thumbnails stay in memory; nothing is written under sandbox/media.
+# Export files go to a private folder of this test process, removed at exit.
+EXPORT_ROOT = tempfile.mkdtemp(prefix="oscar-loyalty-test-exports-")
+atexit.register(shutil.rmtree, EXPORT_ROOT, ignore_errors=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "loyalty_exports": {
+        "BACKEND": "oscar_loyalty.storage.PrivateFileSystemStorage",
+        "OPTIONS": {"location": EXPORT_ROOT},
+    },
 }
 MEDIA_ROOT = str(Path(tempfile.gettempdir()) / "oscar-loyalty-test-media")
 

@@ -1,6 +1,7 @@
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from oscar.core.application import OscarDashboardConfig
+from oscar.views.decorators import check_permissions
 
 from oscar_loyalty.loading import get_class
 
@@ -64,6 +65,17 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-report-export": perms("view_transfer", "add_job"),
         "loyalty-export-download": perms("view_job"),
     }
+    # An export holds the data of the screen it was made from: its job, page and file are
+    # for managers who may open that screen (besides view_job), with its permissions above.
+    export_screens = {"export": "loyalty-card-list", "report": "loyalty-report"}
+
+    def hidden_job_kinds(self, user):
+        """Kinds of export jobs whose data ``user`` may not see."""
+        return [
+            kind
+            for kind, screen in self.export_screens.items()
+            if not check_permissions(user, self.get_permissions(screen))
+        ]
 
     def ready(self):
         views = "dashboard.views"

@@ -5,24 +5,27 @@ Imports follow the source documents' flow with one more step: nothing is written
 the manager has seen the preview of every row.
 """
 
-import os
 import tempfile
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.generic import DetailView, FormView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 from oscar.core.loading import get_model
 
-from oscar_loyalty import excel, imports, phones, reports, tasks
+from oscar_loyalty import conf, excel, imports, phones, reports, tasks
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.loading import get_class
 
@@ -34,6 +37,7 @@ MappingForm = get_class("dashboard.excel_forms", "MappingForm")
 ConfirmForm = get_class("dashboard.excel_forms", "ConfirmForm")
 ReportForm = get_class("dashboard.excel_forms", "ReportForm")
 CardFilter = get_class("dashboard.filters", "CardFilter")
+hidden_job_kinds = get_class("dashboard.views", "hidden_job_kinds")
 
 TEMPLATES = "oscar_loyalty/dashboard/"
 FORMATS = ("xlsx", "csv")
@@ -95,33 +99,62 @@ def _query(request):
 
 
 class CardExportView(View):
-    """The card list's current filter as .xlsx or .csv."""
+    """The card list's current filter (the posted ``query``) as .xlsx or .csv.
 
-    def get(self, request, *args, **kwargs):
-        query = _query(request)
+    POST only: a large export starts a job, and a link or a prefetch must not do that.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        query = request.POST.get("query", "")
         filterset = CardFilter(QueryDict(query), queryset=Card.objects.all())
         if not filterset.is_valid():
             messages.error(request, _("The card list's filter has errors; fix it first."))
             return redirect(reverse("loyalty-card-list") + (f"?{query}" if query else ""))
-        fmt = request.GET.get("format", "xlsx")
+        fmt = request.POST.get("format", "xlsx")
         return _export(request, Job.EXPORT, fmt, filterset.qs, card_source, query)
 
 
 class ExportDownloadView(SingleObjectMixin, View):
-    """The file an export job wrote, for staff only (never a public media link)."""
+    """The file an export job wrote, for managers who may see its data: the export storage
+    gives files no URL, so this view is the only way to them."""
 
     model = Job
+    unavailable_template = TEMPLATES + "export_unavailable.html"
+
+    def get_queryset(self):
+        return Job.objects.filter(kind__in=reports.EXPORT_KINDS)
 
     def get(self, request, *args, **kwargs):
         job = self.get_object()
+        if job.kind in hidden_job_kinds(request.user):
+            raise PermissionDenied
+        if job.file_deleted:
+            reason = _(
+                "The file of this export was deleted on %(date)s: exports are kept %(days)s "
+                "days. Export the data again."
+            ) % {
+                "date": date_format(timezone.localtime(job.file_deleted), "SHORT_DATETIME_FORMAT"),
+                "days": conf.export_retention_days,
+            }
+            return self.unavailable(job, reason)
         if not job.result_file:
-            raise Http404(_("This job has no file."))
-        name = os.path.basename(job.result_file.name)
-        fmt = name.rsplit(".", 1)[-1]
+            return self.unavailable(job, _("This export has no file yet; it is being written."))
+        if not job.result_file.storage.exists(job.result_file.name):
+            return self.unavailable(
+                job, _("The file of this export is no longer there. Export the data again.")
+            )
+        name = reports.download_name(job)
         response = FileResponse(job.result_file.open("rb"), as_attachment=True, filename=name)
+        fmt = name.rsplit(".", 1)[-1]
         if fmt in excel.CONTENT_TYPES:
             response["Content-Type"] = excel.CONTENT_TYPES[fmt]
         return response
+
+    def unavailable(self, job, reason):
+        context = {"job": job, "reason": reason}
+        return TemplateResponse(self.request, self.unavailable_template, context, status=404)
 
 
 # --- points report -------------------------------------------------------------------------
@@ -150,7 +183,6 @@ class ReportView(TemplateView):
             outstanding=reports.outstanding((filters or {}).get("program")),
             page_obj=_paginate(listed, page),
             query=query,
-            export_url=reverse("loyalty-report-export") + "?" + (f"{query}&" if query else ""),
         )
         return context
 
@@ -160,15 +192,18 @@ def _paginate(queryset, page):
 
 
 class ReportExportView(View):
-    """The report's current filter as .xlsx or .csv (a job when it is long)."""
+    """The report's current filter (the posted ``query``) as .xlsx or .csv (a job when it is
+    long, hence POST only)."""
 
-    def get(self, request, *args, **kwargs):
-        query = _query(request)
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        query = request.POST.get("query", "")
         filters = ReportForm(QueryDict(query)).filters()
         if filters is None:
             messages.error(request, _("The report's filter has errors; fix it first."))
             return redirect(reverse("loyalty-report") + (f"?{query}" if query else ""))
-        fmt = request.GET.get("format", "xlsx")
+        fmt = request.POST.get("format", "xlsx")
         return _export(request, Job.REPORT, fmt, reports.transfers(**filters), report_source, query)
 
 

@@ -4,6 +4,7 @@ Views stay thin: forms validate and call the services (cards, grades, ledger, ca
 bulk); every balance change goes through the ledger as a new transfer.
 """
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -30,7 +31,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin, SingleTableView
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, categories, earning, grades, ledger, tasks
+from oscar_loyalty import bulk, categories, conf, earning, grades, ledger, tasks
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.loading import get_class
 
@@ -654,7 +655,19 @@ class MassDebitView(MassJobView):
 # --- jobs ----------------------------------------------------------------------------------
 
 
-class JobListView(SingleTableView):
+def hidden_job_kinds(user):
+    """Export kinds whose data ``user`` may not see (see the dashboard's export_screens)."""
+    return apps.get_app_config("oscar_loyalty_dashboard").hidden_job_kinds(user)
+
+
+class VisibleJobMixin:
+    """Only the jobs the manager may see: an export needs the permissions of its data."""
+
+    def get_queryset(self):
+        return super().get_queryset().exclude(kind__in=hidden_job_kinds(self.request.user))
+
+
+class JobListView(VisibleJobMixin, SingleTableView):
     model = Job
     table_class = JobTable
     template_name = TEMPLATES + "job_list.html"
@@ -662,7 +675,7 @@ class JobListView(SingleTableView):
 
     def get_queryset(self):
         # Import drafts wait for the manager's confirmation on their own preview page.
-        return Job.objects.exclude(params__has_key="draft").select_related("created_by")
+        return super().get_queryset().exclude(params__has_key="draft").select_related("created_by")
 
     def get_table_pagination(self, table):
         return {"per_page": per_page()}
@@ -682,7 +695,7 @@ def job_progress(job):
     }
 
 
-class JobDetailView(DetailView):
+class JobDetailView(VisibleJobMixin, DetailView):
     """A job's progress bar while it runs, its result (counts, failures) when it is done."""
 
     model = Job
@@ -691,7 +704,7 @@ class JobDetailView(DetailView):
     failures_shown = 500
 
     def get_queryset(self):
-        return Job.objects.select_related("created_by", "program")
+        return super().get_queryset().select_related("created_by", "program")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -700,13 +713,14 @@ class JobDetailView(DetailView):
         context["failures"] = job.errors[: self.failures_shown]
         context["more_failures"] = max(len(job.errors) - self.failures_shown, 0)
         context["chunks_left"] = job.chunks.filter(done=False).count()
+        context["retention_days"] = conf.export_retention_days
         query = job.params.get("query")
         if job.kind in (bulk.ACCRUAL, bulk.DEBIT):
             context["card_list_url"] = reverse("loyalty-card-list") + (f"?{query}" if query else "")
         return context
 
 
-class JobProgressView(SingleObjectMixin, View):
+class JobProgressView(VisibleJobMixin, SingleObjectMixin, View):
     """The progress bar's JSON: polled every second by the job page."""
 
     model = Job
@@ -715,7 +729,7 @@ class JobProgressView(SingleObjectMixin, View):
         return JsonResponse(job_progress(self.get_object()))
 
 
-class JobResumeView(SingleObjectMixin, View):
+class JobResumeView(VisibleJobMixin, SingleObjectMixin, View):
     """Queue again the chunks a job has not finished (its worker stopped); done ones are
     skipped, so resuming a running job is harmless."""
 

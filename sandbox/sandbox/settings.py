@@ -158,6 +158,16 @@ STATIC_URL = "/static/"
 STATIC_ROOT = SANDBOX_DIR / "static_collected"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = SANDBOX_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Loyalty exports hold customers' data: a folder outside MEDIA_ROOT, with no URL
+    # (OSCAR_LOYALTY_EXPORT_STORAGE names this alias).
+    "loyalty_exports": {
+        "BACKEND": "oscar_loyalty.storage.PrivateFileSystemStorage",
+        "OPTIONS": {"location": SANDBOX_DIR / "private" / "exports"},
+    },
+}
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
@@ -262,6 +272,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.tasks.release_stale_holds",
         "schedule": 300.0,
         "options": {"expires": 300},
+    },
+    "loyalty-delete-expired-exports": {
+        "task": "oscar_loyalty.tasks.delete_expired_exports",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(SANDBOX_DIR / "celerybeat-schedule")

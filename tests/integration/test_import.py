@@ -287,7 +287,9 @@ def test_a_draft_is_never_resumed_or_run_before_it_is_confirmed(program):
     job = draft(program, HEADER + "79123456701\t\t\t10\n")
     started = imports.start(draft(program, HEADER + "79123456702\t\t\t10\n"))
     an_hour_ago = timezone.now() - timedelta(hours=1)
-    Job.objects.filter(pk__in=[job.pk, started.pk]).update(created=an_hour_ago)
+    Job.objects.filter(pk__in=[job.pk, started.pk]).update(
+        created=an_hour_ago, progressed=an_hour_ago
+    )
     assert list(jobs.stalled_jobs()) == [started]  # a started job whose worker died is resumed
     assert jobs.run_chunk(jobs.pending_chunks(job)[0]) is False
     assert not Card.objects.filter(phone="79123456701").exists()
