@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, InvalidStorageError, storages
 from django.utils.deconstruct import deconstructible
@@ -62,3 +63,21 @@ def export_storage():
 def export_name(fmt):
     """A file name nobody can guess; the readable name is sent as the download's name."""
     return f"{secrets.token_urlsafe(24)}.{fmt}"
+
+
+@checks.register(checks.Tags.security)
+def check_export_storage(app_configs=None, **kwargs):
+    """System check: export files must not get a URL (e.g. a storage serving public media)."""
+    try:
+        export_storage().url(export_name("xlsx"))
+    except (ValueError, NotImplementedError):
+        return []
+    return [
+        checks.Warning(
+            "The storage of loyalty exports (OSCAR_LOYALTY_EXPORT_STORAGE) gives files a URL; "
+            "exports hold customers' data and should be reachable only through the dashboard.",
+            hint="Use oscar_loyalty.storage.PrivateFileSystemStorage or a storage without "
+            "public URLs; silence oscar_loyalty.W001 if its URLs are signed and short-lived.",
+            id="oscar_loyalty.W001",
+        )
+    ]

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.generic import DetailView, FormView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 from oscar.core.loading import get_model
@@ -131,12 +132,16 @@ class ExportDownloadView(SingleObjectMixin, View):
         if job.kind in hidden_job_kinds(request.user):
             raise PermissionDenied
         if job.file_deleted:
-            reason = _(
+            days = conf.export_retention_days
+            reason = ngettext(
                 "The file of this export was deleted on %(date)s: exports are kept %(days)s "
-                "days. Export the data again."
+                "day. Export the data again.",
+                "The file of this export was deleted on %(date)s: exports are kept %(days)s "
+                "days. Export the data again.",
+                days,
             ) % {
                 "date": date_format(timezone.localtime(job.file_deleted), "SHORT_DATETIME_FORMAT"),
-                "days": conf.export_retention_days,
+                "days": days,
             }
             return self.unavailable(job, reason)
         if not job.result_file:

@@ -124,6 +124,15 @@ def test_without_the_alias_exports_go_beside_media_root_with_no_url(tmp_path):
             private.url("exports/x.xlsx")
 
 
+def test_a_storage_with_urls_is_flagged_by_a_system_check():
+    from oscar_loyalty import storage
+
+    assert storage.check_export_storage() == []
+    with override_settings(OSCAR_LOYALTY_EXPORT_STORAGE="default"):
+        (warning,) = storage.check_export_storage()
+    assert warning.id == "oscar_loyalty.W001"
+
+
 # --- who may download ------------------------------------------------------------------------
 
 
