@@ -77,7 +77,7 @@ def check_export_storage(app_configs=None, **kwargs):
             "The storage of loyalty exports (OSCAR_LOYALTY_EXPORT_STORAGE) gives files a URL; "
             "exports hold customers' data and should be reachable only through the dashboard.",
             hint="Use oscar_loyalty.storage.PrivateFileSystemStorage or a storage without "
-            "public URLs; silence oscar_loyalty.W001 if its URLs are signed and short-lived.",
-            id="oscar_loyalty.W001",
+            "public URLs; silence oscar_loyalty.W003 if its URLs are signed and short-lived.",
+            id="oscar_loyalty.W003",
         )
     ]

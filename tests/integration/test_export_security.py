@@ -130,7 +130,7 @@ def test_a_storage_with_urls_is_flagged_by_a_system_check():
     assert storage.check_export_storage() == []
     with override_settings(OSCAR_LOYALTY_EXPORT_STORAGE="default"):
         (warning,) = storage.check_export_storage()
-    assert warning.id == "oscar_loyalty.W001"
+    assert warning.id == "oscar_loyalty.W003"
 
 
 # --- who may download ------------------------------------------------------------------------
