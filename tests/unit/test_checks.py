@@ -4,6 +4,7 @@ status is told so at start-up (points would otherwise stay pending forever)."""
 from django.conf import settings
 from django.core import checks
 from django.test import override_settings
+from django.utils import translation
 
 from oscar_loyalty import grades
 from oscar_loyalty.checks import check_order_statuses
@@ -80,3 +81,12 @@ def test_oscars_documented_pipeline_completes_on_its_last_status():
 def test_an_order_placed_complete_never_changes_status():
     # Points post on a status *change*; an order created "Complete" gets none.
     assert ids(check_order_statuses()) == ["oscar_loyalty.W001"]
+
+
+@override_settings(OSCAR_ORDER_STATUS_PIPELINE={})
+def test_warnings_are_translated():
+    with translation.override("ru"):
+        found = check_order_statuses()
+    assert "ожидающими" in found[0].msg
+    assert "отменённый заказ" in found[1].msg
+    assert found[0].hint.startswith("Задайте OSCAR_INITIAL_ORDER_STATUS")
