@@ -31,8 +31,9 @@ def _quoted(statuses):
 
 def _unreachable(message, statuses, setting, check_id):
     initial = getattr(settings, "OSCAR_INITIAL_ORDER_STATUS", None)
+    initial = _quoted([initial]) if initial else _("(OSCAR_INITIAL_ORDER_STATUS is not set)")
     return checks.Warning(
-        message % {"statuses": _quoted(statuses), "initial": _quoted([initial or ""])},
+        message % {"statuses": _quoted(statuses), "initial": initial},
         hint=_(
             "Set OSCAR_INITIAL_ORDER_STATUS and OSCAR_ORDER_STATUS_PIPELINE as in the README's "
             "step “Order statuses”, or name your own statuses in %(setting)s."

@@ -33,6 +33,7 @@ def test_fresh_oscar_defaults_warn_about_both():
     assert ids(found) == ["oscar_loyalty.W001", "oscar_loyalty.W002"]
     assert all(message.level == checks.WARNING for message in found)
     assert "“Complete”" in found[0].msg and "pending forever" in found[0].msg
+    assert "initial status (OSCAR_INITIAL_ORDER_STATUS is not set)" in found[0].msg
     assert "“Cancelled”" in found[1].msg
     assert "OSCAR_ORDER_STATUS_PIPELINE" in found[0].hint
     # registered, so `manage.py check` and runserver show them
