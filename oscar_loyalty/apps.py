@@ -14,8 +14,8 @@ class LoyaltyConfig(OscarConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # bulk, imports and reports register job handlers; excel the defusedxml system check
-        from oscar_loyalty import bulk, excel, imports, receivers, reports  # noqa: F401
+        # bulk, imports and reports register job handlers; checks and excel system checks
+        from oscar_loyalty import bulk, checks, excel, imports, receivers, reports  # noqa: F401
 
         receivers.connect()
         self.card_list_view = get_class("views", "CardListView")

@@ -20,14 +20,20 @@ ZERO = Decimal("0.00")
 
 
 def complete_statuses():
-    """Order statuses that count as complete (setting, else Oscar's last non-cancelled one)."""
+    """Order statuses that count as complete (setting, else Oscar's last non-cancelled one).
+
+    A last status is one the pipeline leads to and out of which it leads nowhere: a key with
+    no next statuses, or a status only named as a next one (Oscar's documented pipeline ends
+    in "Processed" without listing it as a key).
+    """
     if conf.complete_statuses:
         return tuple(conf.complete_statuses)
     from django.conf import settings
 
     pipeline = getattr(settings, "OSCAR_ORDER_STATUS_PIPELINE", {}) or {}
-    finals = [s for s, nexts in pipeline.items() if not nexts and s not in conf.cancelled_statuses]
-    return tuple(finals) or ("Complete",)
+    named = list(pipeline) + [s for nexts in pipeline.values() for s in nexts]
+    finals = [s for s in dict.fromkeys(named) if not pipeline.get(s)]
+    return tuple(s for s in finals if s not in conf.cancelled_statuses) or ("Complete",)
 
 
 def counted_spend(card):
