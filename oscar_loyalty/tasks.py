@@ -3,7 +3,7 @@
 from celery import shared_task
 from oscar.core.loading import get_model
 
-from oscar_loyalty import earning, grades, jobs, paying
+from oscar_loyalty import checkpoints, earning, grades, jobs, paying, reports
 
 Card = get_model("oscar_loyalty", "Card")
 
@@ -56,3 +56,15 @@ def release_stale_holds():
     """Periodic: give back checkout holds older than OSCAR_LOYALTY_HOLD_TIMEOUT_MINUTES whose
     order never came (captured instead if the order exists)."""
     return paying.release_stale_holds()
+
+
+@shared_task
+def take_checkpoints():
+    """Periodic: move the balance checkpoints of the system accounts and the points report's
+    totals forward (``oscar_loyalty.checkpoints``), so reading them stays cheap however long
+    the ledger grows. Returns the transfer id they now cover (``None``: not moved this time)."""
+    bound = checkpoints.safe_bound()
+    if bound is not None:
+        checkpoints.take(bound)
+        reports.take_checkpoint(bound)
+    return bound

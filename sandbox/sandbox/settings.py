@@ -263,5 +263,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 300},
     },
+    "loyalty-take-checkpoints": {
+        "task": "oscar_loyalty.tasks.take_checkpoints",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(SANDBOX_DIR / "celerybeat-schedule")
