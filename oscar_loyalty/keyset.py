@@ -48,7 +48,7 @@ def page(queryset, size, before=None, after=None, date="created"):
     pivot_id = before or after
     if pivot_id is None:
         rows = list(queryset[: size + 1])
-        return Page(rows[:size], None, rows[size].pk if len(rows) > size else None)
+        return Page(rows[:size], None, rows[size - 1].pk if len(rows) > size else None)
     pivot = Subquery(queryset.model._base_manager.filter(pk=pivot_id).values(date)[:1])
     if before:
         # The redundant ``date <= pivot`` lets the date index start at the pivot.

@@ -42,6 +42,7 @@ Transfer = get_model("oscar_loyalty", "Transfer")
 TotalsCheckpoint = get_model("oscar_loyalty", "TotalsCheckpoint")
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
 EARNED, SPENT, EXPIRED, REVERSED = "earned", "spent", "expired", "reversed"
 BUCKETS = {
     Transfer.EARN: EARNED,
@@ -105,7 +106,7 @@ def transfers(date_from=None, date_to=None, program=None, kind="", manager=None,
 def _by_kind(queryset):
     """``{kind: (change, count)}`` of the transfers: one grouped query."""
     rows = queryset.order_by().values_list("kind").annotate(total=Sum("change"), n=Count("id"))
-    return {kind: (total or ZERO, n) for kind, total, n in rows}
+    return {kind: ((total or ZERO).quantize(CENT), n) for kind, total, n in rows}
 
 
 def _bucketed(by_kind):
@@ -164,7 +165,9 @@ def _by_program_kind(start, end):
     rows = queryset.values_list("card__program_id", "kind").annotate(
         total=Sum("change"), n=Count("id")
     )
-    return {(program, kind): (total or ZERO, n) for program, kind, total, n in rows}
+    return {
+        (program, kind): ((total or ZERO).quantize(CENT), n) for program, kind, total, n in rows
+    }
 
 
 def take_checkpoint(bound):
