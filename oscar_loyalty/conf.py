@@ -35,6 +35,9 @@ DEFAULTS = {
     "JOB_CHUNK_SIZE": 1000,
     # A running job whose chunks have not all finished after this many minutes is resumed.
     "JOB_STALL_MINUTES": 10,
+    # How long the periodic ``take_checkpoints`` waits for transactions that may still commit
+    # a transfer below the checkpoint's id; past it the run leaves the checkpoints as they are.
+    "CHECKPOINT_WAIT_SECONDS": 10,
 }
 
 

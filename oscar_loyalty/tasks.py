@@ -3,7 +3,7 @@
 from celery import shared_task
 from oscar.core.loading import get_model
 
-from oscar_loyalty import checkpoints, earning, grades, jobs, paying, reports
+from oscar_loyalty import checkpoints, conf, earning, grades, jobs, paying, reports
 
 Card = get_model("oscar_loyalty", "Card")
 
@@ -63,7 +63,7 @@ def take_checkpoints():
     """Periodic: move the balance checkpoints of the system accounts and the points report's
     totals forward (``oscar_loyalty.checkpoints``), so reading them stays cheap however long
     the ledger grows. Returns the transfer id they now cover (``None``: not moved this time)."""
-    bound = checkpoints.safe_bound()
+    bound = checkpoints.safe_bound(timeout=conf.checkpoint_wait_seconds)
     if bound is not None:
         checkpoints.take(bound)
         reports.take_checkpoint(bound)
