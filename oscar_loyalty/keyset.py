@@ -37,8 +37,10 @@ class Page:
 
 
 def cursor(value):
-    """A cursor from a query parameter: a positive id, else ``None`` (the first page)."""
-    return int(value) if value and str(value).isdigit() and int(value) > 0 else None
+    """A cursor from a query parameter: a positive id, else ``None`` (the first page).
+    Longer than any id is ignored too: the database would refuse the number."""
+    text = str(value or "")
+    return int(text) if text.isdigit() and len(text) <= 18 and int(text) > 0 else None
 
 
 def page(queryset, size, before=None, after=None, date="created"):
