@@ -514,6 +514,67 @@ class AbstractTransfer(models.Model):
         return self.amount if self.credit_id == account.pk else -self.amount
 
 
+class AbstractBalanceCheckpoint(models.Model):
+    """A system account's balance as of a transfer id: the sum of its transfers up to and
+    including ``transfer_id``, so that reading the balance adds only the transfers after it.
+
+    Written by ``oscar_loyalty.checkpoints.take`` (a periodic task), never by a transfer,
+    so the account stays a row no spend waits for. ``loyalty_audit`` recomputes each one.
+    """
+
+    account = models.OneToOneField(
+        "oscar_loyalty.Account",
+        on_delete=models.CASCADE,
+        related_name="checkpoint",
+        verbose_name=_("account"),
+    )
+    balance = models.DecimalField(_("balance"), **AMOUNT)
+    transfer_id = models.BigIntegerField(_("up to transfer"))
+    created = models.DateTimeField(_("taken"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        verbose_name = _("balance checkpoint")
+        verbose_name_plural = _("balance checkpoints")
+
+    def __str__(self):
+        return f"{self.account_id}@{self.transfer_id}: {self.balance}"
+
+
+class AbstractTotalsCheckpoint(models.Model):
+    """What the points report's totals add up per programme and kind (the change of the
+    cards' balances and the number of transfers), for transfers up to ``transfer_id``.
+
+    Every row carries the same ``transfer_id``: they are taken together, with the balance
+    checkpoints, and verified by ``loyalty_audit``.
+    """
+
+    program = models.ForeignKey(
+        "oscar_loyalty.Program",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("programme"),
+    )
+    kind = models.CharField(_("kind"), max_length=16)
+    change = models.DecimalField(_("change"), **AMOUNT)
+    count = models.PositiveBigIntegerField(_("transfers"))
+    transfer_id = models.BigIntegerField(_("up to transfer"))
+    created = models.DateTimeField(_("taken"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        verbose_name = _("report totals checkpoint")
+        verbose_name_plural = _("report totals checkpoints")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "kind"], name="loyalty_one_kind_total"),
+        ]
+
+    def __str__(self):
+        return f"{self.program_id}:{self.kind}@{self.transfer_id}: {self.change}"
+
+
 class AbstractAccrual(models.Model):
     """Points an order will earn: pending until the order is complete and the delay passed."""
 
@@ -566,6 +627,8 @@ class AbstractAccrual(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["card", "order_number"], name="loyalty_one_accrual"),
         ]
+        # The card page's newest orders (``dashboard.views.orders_with_points``).
+        indexes = [models.Index(fields=["card", "-created"], name="loyalty_accrual_card")]
 
     def __str__(self):
         return f"{self.order_number}: {self.points}"
@@ -607,6 +670,7 @@ class AbstractHold(models.Model):
         ordering = ["-created"]
         verbose_name = _("hold")
         verbose_name_plural = _("holds")
+        indexes = [models.Index(fields=["card", "-created"], name="loyalty_hold_card")]
 
     def __str__(self):
         return f"{self.order_number}: {self.points}"

@@ -40,6 +40,9 @@ DEFAULTS = {
     "EXPORT_STORAGE": "loyalty_exports",
     # Export files are deleted this many days after they were written.
     "EXPORT_RETENTION_DAYS": 7,
+    # How long the periodic ``take_checkpoints`` waits for transactions that may still commit
+    # a transfer below the checkpoint's id; past it the run leaves the checkpoints as they are.
+    "CHECKPOINT_WAIT_SECONDS": 10,
 }
 
 

@@ -21,11 +21,12 @@ Amounts are ``Decimal`` with two places; anything finer is refused rather than r
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.db.models import Case, DecimalField, F, Q, Value, When
 from django.db.models.functions import Round
 from django.utils.translation import gettext
 from oscar.core.loading import get_model
 
+from oscar_loyalty import checkpoints
 from oscar_loyalty.exceptions import (
     CardUnavailable,
     InsufficientPoints,
@@ -132,10 +133,10 @@ def _debt_account(card):
 
 
 def derived_balance(account):
-    """Credits minus debits of ``account``, from its transfers."""
-    credits = Transfer.objects.filter(credit=account).aggregate(s=Sum("amount"))["s"] or ZERO
-    debits = Transfer.objects.filter(debit=account).aggregate(s=Sum("amount"))["s"] or ZERO
-    return credits - debits
+    """Credits minus debits of ``account``, from its transfers: its checkpoint plus the
+    transfers after it (``oscar_loyalty.checkpoints``), so the cost does not grow with
+    the account's history."""
+    return checkpoints.balances([account])[account.pk]
 
 
 def balance(account):
@@ -143,6 +144,11 @@ def balance(account):
     if account.kind == Account.SYSTEM:
         return derived_balance(account)
     return Account.objects.values_list("balance", flat=True).get(pk=account.pk)
+
+
+def system_balances(accounts):
+    """``{account id: balance}`` of several system accounts in a constant number of queries."""
+    return checkpoints.balances(accounts)
 
 
 def history(card, customer_view=False):

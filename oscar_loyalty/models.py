@@ -47,6 +47,22 @@ if not is_model_registered("oscar_loyalty", "Transfer"):
     __all__.append("Transfer")
 
 
+if not is_model_registered("oscar_loyalty", "BalanceCheckpoint"):
+
+    class BalanceCheckpoint(abstract_models.AbstractBalanceCheckpoint):
+        pass
+
+    __all__.append("BalanceCheckpoint")
+
+
+if not is_model_registered("oscar_loyalty", "TotalsCheckpoint"):
+
+    class TotalsCheckpoint(abstract_models.AbstractTotalsCheckpoint):
+        pass
+
+    __all__.append("TotalsCheckpoint")
+
+
 if not is_model_registered("oscar_loyalty", "Accrual"):
 
     class Accrual(abstract_models.AbstractAccrual):

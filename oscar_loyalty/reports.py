@@ -25,7 +25,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.core.files import File
-from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.db import transaction
+from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
@@ -38,8 +39,10 @@ Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
 Program = get_model("oscar_loyalty", "Program")
 Transfer = get_model("oscar_loyalty", "Transfer")
+TotalsCheckpoint = get_model("oscar_loyalty", "TotalsCheckpoint")
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
 EARNED, SPENT, EXPIRED, REVERSED = "earned", "spent", "expired", "reversed"
 BUCKETS = {
     Transfer.EARN: EARNED,
@@ -101,14 +104,18 @@ def transfers(date_from=None, date_to=None, program=None, kind="", manager=None,
     return qs.annotate(change=change_expression()).order_by("-created", "-id")
 
 
-def totals(queryset):
-    """Earned, spent, expired and reversed points of the transfers, and the net change."""
+def _by_kind(queryset):
+    """``{kind: (change, count)}`` of the transfers: one grouped query."""
+    rows = queryset.order_by().values_list("kind").annotate(total=Sum("change"), n=Count("id"))
+    return {kind: ((total or ZERO).quantize(CENT), n) for kind, total, n in rows}
+
+
+def _bucketed(by_kind):
     sums = dict.fromkeys((EARNED, SPENT, EXPIRED, REVERSED), ZERO)
-    rows = queryset.order_by().values("kind").annotate(total=Sum("change"))
-    for row in rows:
-        bucket = BUCKETS.get(row["kind"])
-        if bucket is not None and row["total"] is not None:
-            sums[bucket] += row["total"]
+    for kind, (change, _count) in by_kind.items():
+        bucket = BUCKETS.get(kind)
+        if bucket is not None:
+            sums[bucket] += change
     result = {
         EARNED: sums[EARNED],
         SPENT: -sums[SPENT],
@@ -119,11 +126,100 @@ def totals(queryset):
     return result
 
 
+def totals(queryset):
+    """Earned, spent, expired and reversed points of the transfers, and the net change."""
+    return _bucketed(_by_kind(queryset))
+
+
+# Filters of ``transfers`` the totals checkpoints answer; the others need the transfers read.
+CHECKPOINTED = {"program", "kind"}
+
+
+def summary(**filters):
+    """The report's totals (as ``totals``) and the number of transfers the filters select.
+
+    With no filter but the programme and the kind (the report's default, all time) both come
+    from the totals checkpoints plus the transfers after them, so the cost does not grow
+    with the ledger; a period, a manager or a card sums what they select.
+    """
+    if any(value for name, value in filters.items() if name not in CHECKPOINTED):
+        by_kind = _by_kind(transfers(**filters))
+    else:
+        by_kind = _checkpointed(filters.get("program"), filters.get("kind") or "")
+    return _bucketed(by_kind), sum(count for _change, count in by_kind.values())
+
+
+def _checkpointed(program, kind):
+    marks = list(TotalsCheckpoint.objects.all())
+    start = max((mark.transfer_id for mark in marks), default=0)
+    by_kind = _by_kind(transfers(program=program, kind=kind).filter(id__gt=start))
+    for mark in marks:
+        if (program and mark.program_id != program.pk) or (kind and mark.kind != kind):
+            continue
+        change, count = by_kind.get(mark.kind, (ZERO, 0))
+        by_kind[mark.kind] = (change + mark.change, count + mark.count)
+    return by_kind
+
+
+def _by_program_kind(start, end):
+    queryset = transfers().filter(id__gt=start, id__lte=end).order_by()
+    rows = queryset.values_list("card__program_id", "kind").annotate(
+        total=Sum("change"), n=Count("id")
+    )
+    return {
+        (program, kind): ((total or ZERO).quantize(CENT), n) for program, kind, total, n in rows
+    }
+
+
+def take_checkpoint(bound):
+    """Move the totals checkpoints forward to transfer id ``bound`` (from
+    ``checkpoints.safe_bound``). Every row moves, so all share one ``transfer_id``."""
+    with transaction.atomic():
+        marks = {(m.program_id, m.kind): m for m in TotalsCheckpoint.objects.select_for_update()}
+        start = max((mark.transfer_id for mark in marks.values()), default=0)
+        if start >= bound:
+            return
+        now = timezone.now()
+        added = _by_program_kind(start, bound)
+        for key in marks.keys() | added.keys():
+            change, count = added.get(key, (ZERO, 0))
+            mark = marks.get(key) or TotalsCheckpoint(
+                program_id=key[0], kind=key[1], change=ZERO, count=0
+            )
+            mark.change += change
+            mark.count += count
+            mark.transfer_id, mark.created = bound, now
+            mark.save()
+
+
+def verify_checkpoint():
+    """Problems of the totals checkpoints, each recomputed from the first transfer."""
+    problems = []
+    marks = list(TotalsCheckpoint.objects.order_by("program_id", "kind"))
+    if len({mark.transfer_id for mark in marks}) > 1:
+        problems.append("report totals checkpoints are not all at the same transfer")
+    actual = _by_program_kind(0, max((m.transfer_id for m in marks), default=0))
+    for mark in marks:
+        change, count = actual.pop((mark.program_id, mark.kind), (ZERO, 0))
+        if (change, count) != (mark.change, mark.count):
+            problems.append(
+                f"report totals checkpoint of programme {mark.program_id}, {mark.kind} at "
+                f"transfer {mark.transfer_id} says {mark.change} in {mark.count} transfers, "
+                f"transfers give {change} in {count}"
+            )
+    for (program_id, kind), (change, count) in sorted(actual.items()):
+        problems.append(
+            f"report totals checkpoint of programme {program_id}, {kind} is missing "
+            f"({change} in {count} transfers)"
+        )
+    return problems
+
+
 def outstanding(program=None):
     """Per programme: points on cards, points held at checkout, debt owed, and their value."""
-    programs = Program.objects.order_by("name")
+    programs = list(Program.objects.order_by("name"))
     if program:
-        programs = programs.filter(pk=program.pk)
+        programs = [item for item in programs if item.pk == program.pk]
     balances = {}
     for row in (
         Account.objects.filter(kind__in=[Account.POINTS, Account.DEBT])
@@ -131,16 +227,25 @@ def outstanding(program=None):
         .annotate(total=Sum("balance"))
     ):
         balances[row["program_id"], row["kind"]] = row["total"] or ZERO
+    # Read, not created: a programme that never held points has no "held" account yet.
+    held_accounts = {
+        account.program_id: account
+        for account in Account.objects.filter(
+            kind=Account.SYSTEM, code=ledger.HELD, unit="points", program__in=programs
+        )
+    }
+    held = ledger.system_balances(held_accounts.values())
     result = []
     for item in programs:
         on_cards = balances.get((item.pk, Account.POINTS), ZERO)
-        held = ledger.balance(ledger.system_account(item, ledger.HELD))
-        points = on_cards + held
+        account = held_accounts.get(item.pk)
+        reserved = held[account.pk] if account else ZERO
+        points = on_cards + reserved
         result.append(
             {
                 "program": item,
                 "on_cards": on_cards,
-                "held": held,
+                "held": reserved,
                 "points": points,
                 "debt": -balances.get((item.pk, Account.DEBT), ZERO),
                 "value": (points * item.point_value).quantize(Decimal("0.01")),

@@ -3,7 +3,7 @@
 from celery import shared_task
 from oscar.core.loading import get_model
 
-from oscar_loyalty import earning, grades, jobs, paying, reports
+from oscar_loyalty import checkpoints, conf, earning, grades, jobs, paying, reports
 
 Card = get_model("oscar_loyalty", "Card")
 
@@ -62,3 +62,15 @@ def release_stale_holds():
 def delete_expired_exports():
     """Periodic: delete export files older than OSCAR_LOYALTY_EXPORT_RETENTION_DAYS."""
     return reports.delete_expired_exports()
+
+
+@shared_task
+def take_checkpoints():
+    """Periodic: move the balance checkpoints of the system accounts and the points report's
+    totals forward (``oscar_loyalty.checkpoints``), so reading them stays cheap however long
+    the ledger grows. Returns the transfer id they now cover (``None``: not moved this time)."""
+    bound = checkpoints.safe_bound(timeout=conf.checkpoint_wait_seconds)
+    if bound is not None:
+        checkpoints.take(bound)
+        reports.take_checkpoint(bound)
+    return bound

@@ -1,10 +1,9 @@
 """The customer's "Bonus card" page in Oscar's account area."""
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.paginator import Paginator
 from django.views.generic import TemplateView
 
-from oscar_loyalty import cards, earning, grades, ledger
+from oscar_loyalty import cards, earning, grades, keyset, ledger
 
 HISTORY_PAGE = 50
 
@@ -19,8 +18,11 @@ class CardListView(LoginRequiredMixin, TemplateView):
         for card in cards.cards_of(self.request.user):
             nxt, needed = grades.next_grade(card)
             pending = earning.pending_points(card)
-            history = Paginator(ledger.history(card, customer_view=True), HISTORY_PAGE).get_page(
-                self.request.GET.get(f"page-{card.pk}")
+            history = keyset.page(
+                ledger.history(card, customer_view=True),
+                HISTORY_PAGE,
+                before=self.request.GET.get(f"before-{card.pk}"),
+                after=self.request.GET.get(f"after-{card.pk}"),
             )
             panels.append(
                 {

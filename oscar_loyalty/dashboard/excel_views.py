@@ -11,7 +11,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect
@@ -25,7 +24,7 @@ from django.views.generic import DetailView, FormView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 from oscar.core.loading import get_model
 
-from oscar_loyalty import conf, excel, imports, phones, reports, tasks
+from oscar_loyalty import conf, excel, imports, keyset, phones, reports, tasks
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.loading import get_class
 
@@ -91,9 +90,9 @@ def report_source(query):
 
 
 def _query(request):
-    """The request's querystring without the page and the format."""
+    """The request's querystring without the page's cursor and the format."""
     query = request.GET.copy()
-    for key in ("page", "format"):
+    for key in ("before", "after", "format"):
         query.pop(key, None)
     return query.urlencode()
 
@@ -176,23 +175,27 @@ class ReportView(TemplateView):
         filters = form.filters() if form.is_bound else {}
         if filters is None:
             queryset = reports.transfers().none()
+            totals, count = reports.totals(queryset), 0
         else:
             queryset = reports.transfers(**filters)
-        page = self.request.GET.get("page")
+            totals, count = reports.summary(**filters)
         listed = queryset.select_related("card", "card__program", "created_by")
         query = _query(self.request)
         context.update(
             form=form,
-            totals=reports.totals(queryset),
+            totals=totals,
+            transfer_count=count,
             outstanding=reports.outstanding((filters or {}).get("program")),
-            page_obj=_paginate(listed, page),
+            page_obj=keyset.page(
+                listed,
+                REPORT_PAGE,
+                before=self.request.GET.get("before"),
+                after=self.request.GET.get("after"),
+            ),
             query=query,
+            page_query=f"{query}&" if query else "",
         )
         return context
-
-
-def _paginate(queryset, page):
-    return Paginator(queryset, REPORT_PAGE).get_page(page)
 
 
 class ReportExportView(View):

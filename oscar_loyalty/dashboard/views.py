@@ -8,9 +8,8 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import Http404, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -31,7 +30,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin, SingleTableView
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, categories, conf, earning, grades, ledger, tasks
+from oscar_loyalty import bulk, categories, conf, earning, grades, keyset, ledger, tasks
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.loading import get_class
 
@@ -280,8 +279,11 @@ class CardDetailView(DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         card = self.object
-        context["history"] = Paginator(ledger.history(card), HISTORY_PAGE).get_page(
-            self.request.GET.get("page")
+        context["history"] = keyset.page(
+            ledger.history(card),
+            HISTORY_PAGE,
+            before=self.request.GET.get("before"),
+            after=self.request.GET.get("after"),
         )
         context["pending"] = earning.pending_points(card)
         context["pending_total"] = sum(points for _, points, _ in context["pending"])
@@ -311,17 +313,30 @@ def status_actions(card):
 
 
 def orders_with_points(card):
-    """The card's orders (its customer's, and any it earned or paid on), newest first, each
-    with the points spent on it and earned by it."""
-    accruals = {
-        a.order_number: a
-        for a in card.accruals.exclude(order_number__startswith=earning.JOB_PREFIX)
-    }
-    holds = {h.order_number: h for h in card.holds.all()}
-    condition = Q(number__in=list(accruals) + list(holds))
+    """The card's newest orders (its customer's, and any it earned or paid on), newest first,
+    each with the points spent on it and earned by it.
+
+    The page of orders comes first, then the points of those orders only, so the cost does
+    not grow with the card's history: the candidates are the customer's newest orders and
+    the orders of the card's newest accruals and holds (both made as their order is placed).
+    """
+    newest = slice(0, ORDERS_SHOWN)
+    numbers = set(
+        card.accruals.exclude(order_number__startswith=earning.JOB_PREFIX)
+        .order_by("-created")
+        .values_list("order_number", flat=True)[newest]
+    )
+    numbers.update(card.holds.order_by("-created").values_list("order_number", flat=True)[newest])
     if card.user_id:
-        condition |= Q(user_id=card.user_id)
-    orders = Order.objects.filter(condition).order_by("-date_placed")[:ORDERS_SHOWN]
+        numbers.update(
+            Order.objects.filter(user_id=card.user_id)
+            .order_by("-date_placed")
+            .values_list("number", flat=True)[newest]
+        )
+    orders = list(Order.objects.filter(number__in=numbers).order_by("-date_placed")[newest])
+    shown = [order.number for order in orders]
+    accruals = {a.order_number: a for a in card.accruals.filter(order_number__in=shown)}
+    holds = {h.order_number: h for h in card.holds.filter(order_number__in=shown)}
     rows = []
     for order in orders:
         hold, accrual = holds.get(order.number), accruals.get(order.number)

@@ -278,5 +278,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3600},
     },
+    "loyalty-take-checkpoints": {
+        "task": "oscar_loyalty.tasks.take_checkpoints",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(SANDBOX_DIR / "celerybeat-schedule")
