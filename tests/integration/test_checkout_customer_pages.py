@@ -1,0 +1,93 @@
+"""What the customer reads about points: the payment step and the preview say what will
+really happen, and the order page and confirmation e-mail say what the points did."""
+
+import html
+import re
+
+import pytest
+from django.urls import reverse
+
+from tests.integration.checkout_support import (
+    D,
+    Hold,
+    Order,
+    apply_points,
+    balance,
+    card_with_points,
+    customer,
+    load_shop,
+    make_program,
+    place_order,
+    text,
+    to_payment_step,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def program():
+    load_shop()
+    return make_program()
+
+
+@pytest.fixture
+def anna(program):
+    return customer()
+
+
+def seen(response):
+    """What a reader sees: tags dropped, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text(response))).split())
+
+
+def points_field(response):
+    return re.search(r'<input[^>]*name="points"[^>]*>', text(response)).group(0)
+
+
+# --- the payment step and the preview ------------------------------------------------------
+
+
+def test_continue_without_apply_uses_no_points_and_every_page_says_so(client, program, anna):
+    card = card_with_points(program, anna, 2000)
+    payment = to_payment_step(client, anna)  # a 3,200.00 kettle: up to 1,600 points
+
+    # The field is empty: nothing is shown as used that "Continue" would not use.
+    assert 'value=""' in points_field(payment)
+    assert "No points are used on this order yet" in seen(payment)
+
+    preview = client.get(reverse("checkout:preview"))  # the "Continue" link
+    page = seen(preview)
+    assert "No bonus points are used on this order." in page
+    assert f'href="{reverse("checkout:payment-details")}#loyalty-panel"' in text(preview)
+    assert "Use points" in page
+
+    place_order(client)
+    assert balance(card) == D("2000.00")
+    assert not Hold.objects.exists()
+
+
+def test_preview_states_the_points_applied_with_a_link_to_change_them(client, program, anna):
+    card_with_points(program, anna, 2000)
+    to_payment_step(client, anna)
+    payment = apply_points(client, "500")
+    assert 'value="500.00"' in points_field(payment)
+    assert "No points are used" not in seen(payment)
+
+    preview = client.get(reverse("checkout:preview"))
+    page = seen(preview)
+    assert "Paid with points: 500.00 points" in page
+    assert "Left to pay: RUB2,700.00" in page
+    assert "No bonus points are used" not in page
+    assert "Change the points used" in page
+
+
+def test_preview_warns_when_the_chosen_points_no_longer_fit(client, program, anna):
+    card = card_with_points(program, anna, 2000)
+    to_payment_step(client, anna)
+    apply_points(client, "1600")
+    card.account.balance = D("0")  # spent elsewhere meanwhile (another order, a manager)
+    card.account.save(update_fields=["balance"])
+    page = seen(client.get(reverse("checkout:preview")))
+    assert "The points you chose no longer fit this order" in page
+    assert not Order.objects.exists()
