@@ -5,9 +5,12 @@ import html
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 
 from tests.integration.checkout_support import (
+    TOWELS,
     D,
     Hold,
     Order,
@@ -15,12 +18,14 @@ from tests.integration.checkout_support import (
     balance,
     card_with_points,
     customer,
+    fill_basket,
     load_shop,
     make_program,
     place_order,
     text,
     to_payment_step,
 )
+from tests.integration.test_checkout_queries import plain_templates
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +96,64 @@ def test_preview_warns_when_the_chosen_points_no_longer_fit(client, program, ann
     page = seen(client.get(reverse("checkout:preview")))
     assert "The points you chose no longer fit this order" in page
     assert not Order.objects.exists()
+
+
+# --- the order page and the confirmation e-mail --------------------------------------------
+
+
+def pay_500_of_the_kettle(client, program, anna):
+    card_with_points(program, anna, 2000)
+    to_payment_step(client, anna)
+    apply_points(client, "500")
+    place_order(client)
+    return Order.objects.get(user=anna)
+
+
+def test_order_page_shows_points_paid_left_to_pay_and_earned(client, program, anna):
+    order = pay_500_of_the_kettle(client, program, anna)
+    page = seen(client.get(reverse("customer:order", kwargs={"order_number": order.number})))
+    assert "Paid with points: 500.00 points (RUB500.00)" in page
+    assert "Left to pay: RUB2,700.00" in page
+    assert "You will earn 135.00 points for this order." in page
+
+
+def test_order_page_of_an_order_without_points_says_nothing_of_them(client, program, anna):
+    to_payment_step(client, anna)
+    place_order(client)
+    order = Order.objects.get(user=anna)
+    page = seen(client.get(reverse("customer:order", kwargs={"order_number": order.number})))
+    assert "Bonus points" not in page and "Paid with points" not in page
+
+
+def test_confirmation_email_shows_the_points_in_text_and_html(client, program, anna, mailoutbox):
+    pay_500_of_the_kettle(client, program, anna)
+    (message,) = mailoutbox
+    body = " ".join(message.body.split())
+    assert "Order Total: RUB3,200.00 Bonus points Paid with points: 500.00 points" in body
+    assert "Left to pay: RUB2,700.00" in body
+    assert "You will earn 135.00 points for this order." in body
+    (html_body, _mime), = message.alternatives
+    page = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", html_body)).split())
+    assert "Paid with points: 500.00 points (RUB500.00)" in page
+    assert "Left to pay: RUB2,700.00" in page
+    assert "You will earn 135.00 points for this order." in page
+
+
+def test_order_page_reads_the_points_in_two_queries_whatever_the_lines(client, program, anna):
+    card_with_points(program, anna, 5000)
+    client.force_login(anna)
+    fill_basket(client, TOWELS, 2)
+    to_payment_step(client, anna)  # the kettle and the towels: two lines
+    apply_points(client, "500")
+    place_order(client)
+    url = reverse("customer:order", kwargs={"order_number": Order.objects.get().number})
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    queries()  # warm up per-process caches
+    with override_settings(TEMPLATES=plain_templates()):
+        oscar_alone = queries()
+    assert queries() - oscar_alone == 2  # the order's hold, its accruals
