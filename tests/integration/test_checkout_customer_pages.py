@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 
+from oscar_loyalty import cards
 from tests.integration.checkout_support import (
     TOWELS,
     D,
@@ -98,6 +99,20 @@ def test_preview_warns_when_the_chosen_points_no_longer_fit(client, program, ann
     assert not Order.objects.exists()
 
 
+def test_payment_step_tells_a_customer_without_a_card_how_to_get_one(client, anna):
+    page = seen(to_payment_step(client, anna))
+    assert "You have no bonus card." in page
+    assert "place an order with that phone number in the delivery address" in page
+
+
+def test_payment_step_shows_the_blocked_card_message_not_the_reason(client, program, anna):
+    card = card_with_points(program, anna, 2000)
+    cards.block(card, reason="Lost card", message="Your card is being replaced.")
+    page = seen(to_payment_step(client, anna))
+    assert f"The card {card.number} is blocked. Your card is being replaced." in page
+    assert "Lost card" not in page
+
+
 # --- the order page and the confirmation e-mail --------------------------------------------
 
 
@@ -132,7 +147,7 @@ def test_confirmation_email_shows_the_points_in_text_and_html(client, program, a
     assert "Order Total: RUB3,200.00 Bonus points Paid with points: 500.00 points" in body
     assert "Left to pay: RUB2,700.00" in body
     assert "You will earn 135.00 points for this order." in body
-    (html_body, _mime), = message.alternatives
+    ((html_body, _mime),) = message.alternatives
     page = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", html_body)).split())
     assert "Paid with points: 500.00 points (RUB500.00)" in page
     assert "Left to pay: RUB2,700.00" in page
