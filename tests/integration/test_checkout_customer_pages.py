@@ -172,3 +172,17 @@ def test_order_page_reads_the_points_in_two_queries_whatever_the_lines(client, p
     with override_settings(TEMPLATES=plain_templates()):
         oscar_alone = queries()
     assert queries() - oscar_alone == 2  # the order's hold, its accruals
+
+
+def test_a_russian_customer_reads_the_preview_and_order_page_in_russian(client, program, anna):
+    card_with_points(program, anna, 2000)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "ru"
+    to_payment_step(client, anna)
+    assert "Бонусные баллы в этом заказе не используются." in seen(
+        client.get(reverse("checkout:preview"))
+    )
+    apply_points(client, "500")
+    place_order(client)
+    order = Order.objects.get(user=anna)
+    page = seen(client.get(reverse("customer:order", kwargs={"order_number": order.number})))
+    assert "Оплата баллами: 500" in page
