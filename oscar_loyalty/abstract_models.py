@@ -221,7 +221,18 @@ class AbstractCard(models.Model):
         _("last completed order"), null=True, blank=True, editable=False, db_index=True
     )
     status = models.CharField(_("status"), max_length=16, choices=STATUSES, default=ACTIVE)
-    status_reason = models.CharField(_("reason"), max_length=255, blank=True)
+    status_reason = models.CharField(
+        _("internal reason"),
+        max_length=255,
+        blank=True,
+        help_text=_("Why the card was blocked or closed; staff only."),
+    )
+    status_message = models.CharField(
+        _("message to the customer"),
+        max_length=255,
+        blank=True,
+        help_text=_("What the customer reads about the blocked or closed card."),
+    )
     account = models.OneToOneField(
         "oscar_loyalty.Account",
         on_delete=models.PROTECT,
@@ -306,6 +317,14 @@ class AbstractCard(models.Model):
     @property
     def is_active(self):
         return self.status == self.ACTIVE
+
+    @property
+    def customer_notice(self):
+        """What the customer reads under a blocked or closed card's refusal: the manager's
+        message to them, never the internal reason."""
+        if self.status == self.ACTIVE:
+            return ""
+        return self.status_message or _("For details, please contact the shop.")
 
     def refusal(self):
         """Why this card cannot earn or spend right now, or ``None``."""

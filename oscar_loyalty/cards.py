@@ -158,7 +158,7 @@ def issue_on_registration(user):
 # --- status --------------------------------------------------------------------------------
 
 
-def _change_status(card, new_status, allowed_from, reason, by):
+def _change_status(card, new_status, allowed_from, reason, by, message=""):
     with transaction.atomic():
         card = Card.objects.select_for_update().get(pk=card.pk)
         if card.status not in allowed_from:
@@ -173,22 +173,23 @@ def _change_status(card, new_status, allowed_from, reason, by):
             reason=reason,
             created_by=by,
         )
-        card.status, card.status_reason = new_status, reason
-        card.save(update_fields=["status", "status_reason"])
+        card.status, card.status_reason, card.status_message = new_status, reason, message
+        card.save(update_fields=["status", "status_reason", "status_message"])
     return card
 
 
-def block(card, reason="", by=None):
-    return _change_status(card, Card.BLOCKED, {Card.ACTIVE}, reason, by)
+def block(card, reason="", by=None, message=""):
+    """Block the card; ``reason`` is for staff, ``message`` (optional) for the customer."""
+    return _change_status(card, Card.BLOCKED, {Card.ACTIVE}, reason, by, message)
 
 
 def unblock(card, reason="", by=None):
     return _change_status(card, Card.ACTIVE, {Card.BLOCKED}, reason, by)
 
 
-def close(card, reason="", by=None):
+def close(card, reason="", by=None, message=""):
     """Close for good: the card and its history stay, it never earns or spends again."""
-    return _change_status(card, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by)
+    return _change_status(card, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by, message)
 
 
 def cards_of(user):

@@ -111,9 +111,10 @@ class LoyaltyPaymentMixin:
         panel.remaining = order_total.incl_tax - panel.money
         panel.earn = paying.basket_earning(card, basket, shipping, panel.money)
         if panel.form is None and panel.available:
+            # Only what is applied fills the field: a field showing points that "Continue"
+            # would ignore tells the customer they are used when they are not.
             panel.form = self.get_loyalty_form_class()(
-                allowance=allowance,
-                initial={"points": panel.points or allowance.max_points},
+                allowance=allowance, initial={"points": panel.points or None}
             )
         return panel
 

@@ -256,7 +256,13 @@ class CardGradeForm(forms.Form):
             "Empty: keep as it is."
         ),
     )
-    reason = forms.CharField(max_length=255, label=_("Reason"))
+    reason = forms.CharField(max_length=255, label=_("Internal reason (staff only)"))
+    message = forms.CharField(
+        max_length=255,
+        required=False,
+        label=_("Message to the customer (optional)"),
+        help_text=_("Shown on the customer's pages instead of the reason."),
+    )
 
     def __init__(self, *args, card, **kwargs):
         super().__init__(*args, **kwargs)
@@ -289,7 +295,11 @@ class CardGradeForm(forms.Form):
 
 
 class CardStatusForm(forms.Form):
+    """Block, unblock or close a card: the reason stays with staff; blocking and closing may
+    also leave a message the customer reads instead."""
+
     ACTIONS = {"block": cards.block, "unblock": cards.unblock, "close": cards.close}
+    WITH_MESSAGE = ("block", "close")
 
     action = forms.ChoiceField(
         choices=[
@@ -299,7 +309,13 @@ class CardStatusForm(forms.Form):
         ],
         widget=forms.HiddenInput,
     )
-    reason = forms.CharField(max_length=255, label=_("Reason"))
+    reason = forms.CharField(max_length=255, label=_("Internal reason (staff only)"))
+    message = forms.CharField(
+        max_length=255,
+        required=False,
+        label=_("Message to the customer (optional)"),
+        help_text=_("Shown on the customer's pages instead of the reason."),
+    )
 
     def __init__(self, *args, card, **kwargs):
         super().__init__(*args, **kwargs)
@@ -307,8 +323,9 @@ class CardStatusForm(forms.Form):
 
     def save(self, by):
         data = self.cleaned_data
+        extra = {"message": data["message"]} if data["action"] in self.WITH_MESSAGE else {}
         try:
-            return self.ACTIONS[data["action"]](self.card, reason=data["reason"], by=by)
+            return self.ACTIONS[data["action"]](self.card, reason=data["reason"], by=by, **extra)
         except LoyaltyError as exc:
             self.add_error(None, str(exc))
             return None

@@ -1,8 +1,12 @@
-"""Template tags for points in the basket, checkout and order pages."""
+"""Template tags for points in the basket, checkout, order and account pages."""
 
 from django import template
+from django.contrib.auth import get_user_model
+from oscar.core.loading import get_model
 
-from oscar_loyalty import paying
+from oscar_loyalty import conf, paying
+
+Program = get_model("oscar_loyalty", "Program")
 
 register = template.Library()
 
@@ -26,3 +30,18 @@ def loyalty_basket_earning(context, basket=None):
 def loyalty_order_points(order):
     """What ``order`` spent, earns and returned in points (``paying.OrderPoints``)."""
     return paying.order_points(order)
+
+
+@register.simple_tag
+def loyalty_card_ways():
+    """What gets a customer without a card one in this shop, for the text that tells them.
+
+    ``on_registration``: a programme issues cards to new customers; ``profile_phone``: the
+    user model has the phone field whose saving attaches phone cards (the order's delivery
+    phone always does)."""
+    return {
+        "on_registration": Program.objects.filter(
+            is_active=True, issue_on_registration=True
+        ).exists(),
+        "profile_phone": hasattr(get_user_model(), conf.user_phone_field),
+    }

@@ -144,9 +144,10 @@ def test_a_customer_with_cards_of_several_programmes_sees_each(logged_in, card, 
 
 
 def test_a_blocked_card_says_so(logged_in, card):
-    cards.block(card, reason="Reported lost.")
+    cards.block(card, reason="Reported lost.", message="A new card is on its way.")
     panel = text(section(logged_in.get(PAGE), card))
-    assert f"The card {card.number} is blocked. Reported lost." in panel
+    assert f"The card {card.number} is blocked. A new card is on its way." in panel
+    assert "Reported lost." not in panel  # the reason is for staff
 
 
 def test_a_card_not_participating_says_so(logged_in, card):
