@@ -7,7 +7,12 @@ from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, ledger, phones
-from oscar_loyalty.exceptions import CardExists, CardNumberInvalid, LoyaltyError
+from oscar_loyalty.exceptions import (
+    CardExists,
+    CardNumberInvalid,
+    LoyaltyError,
+    StatusChangeRefused,
+)
 
 Card = get_model("oscar_loyalty", "Card")
 Program = get_model("oscar_loyalty", "Program")
@@ -163,7 +168,7 @@ def _change_status(card, new_status, allowed_from, reason, by):
     with transaction.atomic():
         card = Card.objects.select_for_update().get(pk=card.pk)
         if card.status not in allowed_from:
-            raise LoyaltyError(
+            raise StatusChangeRefused(
                 _("The card %(number)s is %(status)s; this cannot be done now.")
                 % {"number": card.number, "status": card.get_status_display().lower()}
             )

@@ -43,6 +43,10 @@ class KeyConflict(LoyaltyError):
         )
 
 
+class StatusChangeRefused(LoyaltyError):
+    """The card's status does not allow this change (unblocking an active card...)."""
+
+
 class CardNumberInvalid(LoyaltyError):
     pass
 

@@ -241,9 +241,7 @@ def _replay(key, amount, shapes):
     if not any(t.key == key for t in recorded):
         return None
     main, allowed = _main(recorded), shapes()
-    if sum((t.amount for t in main), ZERO) != amount or any(
-        _shape(t) not in allowed for t in main
-    ):
+    if sum((t.amount for t in main), ZERO) != amount or any(_shape(t) not in allowed for t in main):
         raise KeyConflict(key)
     return recorded
 
@@ -712,9 +710,7 @@ def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=USABLE, **
     return _many(card_ids, amount, key_for, kind, check, details, ends, build)
 
 
-def debit_cards(
-    card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=USABLE, **details
-):
+def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=USABLE, **details):
     """Take ``amount`` from each card of ``card_ids`` into system account ``to``.
 
     A card without enough points is left untouched and reported as ``InsufficientPoints``; no

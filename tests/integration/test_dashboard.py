@@ -340,9 +340,7 @@ def test_the_same_adjust_form_sent_twice_counts_once(client_m, card):
     assert factories.refreshed(card).account.balance == D("40.00")
 
 
-def test_the_adjust_form_sent_again_as_a_debit_says_it_was_used_and_changes_nothing(
-    client_m, card
-):
+def test_the_adjust_form_sent_again_as_a_debit_says_it_was_used_and_changes_nothing(client_m, card):
     data = {"direction": "accrue", "amount": "100", "description": "Gift", "token": "same"}
     client_m.post(url("loyalty-card-adjust", card.pk), data)
 
