@@ -656,3 +656,30 @@ def test_an_adjustment_works_on_a_blocked_card_but_not_on_a_closed_one(card):
     with pytest.raises(CardUnavailable, match="is closed"):
         cards.adjust(stale, "-5", "manual:c")
     assert refreshed(card).balance == D("10.00")
+
+
+def test_a_checkout_hold_with_a_stale_object_of_a_blocked_card_records_nothing(card):
+    """The checkout's first hold runs without a savepoint: the refusal rolls back its row."""
+    from oscar_loyalty import paying
+
+    earn(card, "100")
+    stale = refreshed(card)
+    cards.block(refreshed(card))
+
+    with pytest.raises(CardUnavailable, match="is blocked"):
+        paying.hold_points(stale, "100077", D("10"), D("10"))
+
+    assert not paying.Hold.objects.exists()
+    assert refreshed(card).balance == D("100.00")
+
+
+def test_a_mass_credit_key_recorded_as_a_debit_is_a_conflict(card):
+    earn(card, "50")
+    done, failures = ledger.debit_cards([card.pk], "10", lambda pk: f"job:1:card:{pk}")
+    assert done == [card.pk]
+
+    done, failures = ledger.credit_cards([card.pk], "10", lambda pk: f"job:1:card:{pk}")
+
+    assert done == []
+    assert [(pk, type(error)) for pk, error in failures] == [(card.pk, KeyConflict)]
+    assert refreshed(card).balance == D("40.00")
