@@ -7,11 +7,17 @@ from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, ledger, phones
-from oscar_loyalty.exceptions import CardExists, CardNumberInvalid, LoyaltyError
+from oscar_loyalty.exceptions import (
+    CardExists,
+    CardNumberInvalid,
+    LoyaltyError,
+    StatusChangeRefused,
+)
 
 Card = get_model("oscar_loyalty", "Card")
 Program = get_model("oscar_loyalty", "Program")
 StatusChange = get_model("oscar_loyalty", "StatusChange")
+Transfer = get_model("oscar_loyalty", "Transfer")
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ def _change_status(card, new_status, allowed_from, reason, by, message=""):
     with transaction.atomic():
         card = Card.objects.select_for_update().get(pk=card.pk)
         if card.status not in allowed_from:
-            raise LoyaltyError(
+            raise StatusChangeRefused(
                 _("The card %(number)s is %(status)s; this cannot be done now.")
                 % {"number": card.number, "status": card.get_status_display().lower()}
             )
@@ -190,6 +196,27 @@ def unblock(card, reason="", by=None):
 def close(card, reason="", by=None, message=""):
     """Close for good: the card and its history stay, it never earns or spends again."""
     return _change_status(card, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by, message)
+
+
+# --- manual adjustments --------------------------------------------------------------------
+
+
+def adjust(card, amount, key, *, by=None, description="", note=""):
+    """A manager's correction of ``card``'s balance: ``amount`` points in, or out if negative.
+
+    A new transfer of kind "adjust" against the programme's "issued" account, never an edit
+    of an old one; returns it. Blocked cards take adjustments (a manager may still correct
+    them), closed ones refuse them; a debit never takes the balance below zero. Raises
+    ``InvalidAmount``, ``InsufficientPoints``, ``CardUnavailable`` or ``KeyConflict`` (the
+    key was used for another adjustment).
+    """
+    text = str(amount).strip()
+    points = ledger.to_amount(text.removeprefix("-"))
+    details = {"kind": Transfer.ADJUST, "check": ledger.OPEN, "created_by": by}
+    details.update(description=description, note=note)
+    if text.startswith("-"):
+        return ledger.debit_card(card, points, key, to=ledger.ISSUED, **details)
+    return ledger.credit_card(card, points, key, **details)
 
 
 def cards_of(user):

@@ -15,6 +15,7 @@ from oscar_loyalty.exceptions import (
     CardNumberInvalid,
     CardUnavailable,
     LoyaltyError,
+    StatusChangeRefused,
 )
 from tests.factories import (
     make_customer,
@@ -275,9 +276,9 @@ def test_a_closed_card_stays_closed_with_its_history(card):
     ledger.credit_card(card, "100", "earn-1")
     card = cards.close(card, reason="Customer left")
 
-    with pytest.raises(LoyaltyError, match="is closed"):
+    with pytest.raises(StatusChangeRefused, match="is closed"):
         cards.unblock(card)
-    with pytest.raises(LoyaltyError, match="is closed"):
+    with pytest.raises(StatusChangeRefused, match="is closed"):
         cards.block(card)
     with pytest.raises(CardUnavailable, match="is closed"):
         ledger.credit_card(card, "10", "earn-2")
@@ -287,7 +288,7 @@ def test_a_closed_card_stays_closed_with_its_history(card):
 
 
 def test_an_active_card_cannot_be_unblocked(card):
-    with pytest.raises(LoyaltyError, match="is active"):
+    with pytest.raises(StatusChangeRefused, match="is active"):
         cards.unblock(card)
 
 
