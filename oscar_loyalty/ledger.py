@@ -32,7 +32,7 @@ participating card), ``OPEN`` (a manager's adjustment: any card but a closed one
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DecimalField, F, Q, Value, When
+from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Round
 from django.utils.translation import gettext
 from oscar.core.loading import get_model
