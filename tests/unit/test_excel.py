@@ -470,6 +470,12 @@ def test_an_encrypted_workbook_is_refused_as_protected_by_a_password():
     )
 
 
+def test_the_refusal_of_an_encrypted_workbook_is_translated():
+    with translation.override("ru"):
+        message = refused(files.encrypted_workbook())
+    assert message == "Книга защищена паролем: сохраните её без пароля и загрузите снова."
+
+
 def test_an_old_xls_that_merely_mentions_the_stream_name_is_still_an_old_xls():
     data = bytearray(files.encrypted_workbook())
     data[512 + 128 * 2 + 64] = 0  # the entry's name length no longer matches
