@@ -10,7 +10,8 @@ reads the content types, workbook and relationships through defusedxml, and the 
 worksheet and its shared strings stream through expat with defusedxml's refusals. Rows with
 data are counted as they come and refused past ``OSCAR_LOYALTY_IMPORT_MAX_ROWS``; no cell may
 hold more text than Excel allows (32,767 characters), nor the table more than
-``MAX_TEXT_CHARACTERS`` in all (one long shared string referenced by many cells). Every cell
+``MAX_TEXT_CHARACTERS`` in all (one long shared string referenced by many cells), nor more
+than ``MAX_CELLS`` cells. Every cell
 comes back as text, so phones and card numbers keep their leading zeros and never turn into
 ``1.23E+15``.
 
@@ -44,6 +45,9 @@ MAX_CELL_CHARACTERS = 32_767
 # Text of all cells of a table together: far above a real import (200,000 rows of a few
 # columns), low enough that a shared string repeated in every cell cannot exhaust memory.
 MAX_TEXT_CHARACTERS = 50_000_000
+# Cells of a table together (each costs some 60 bytes held and microseconds read): the row
+# limit times ten columns, where an import needs four.
+MAX_CELLS = 2_000_000
 # Excel's last row: a larger row number is a damaged sheet.
 MAX_ROW_NUMBER = 1_048_576
 # Parts are inflated and parsed this many bytes at a time.
@@ -164,6 +168,7 @@ class _Collector:
         self.last = 0
         self.unordered = False
         self.characters = 0
+        self.cells = 0
 
     def add(self, number, values):
         if len(values) > MAX_COLUMNS:
@@ -177,6 +182,15 @@ class _Collector:
         rows = self.table.rows
         if len(rows) == self.limit:
             raise _limit_rows(self.limit)
+        self.cells += len(cells)
+        if self.cells > MAX_CELLS:
+            raise SpreadsheetError(
+                _(
+                    "The table has more than %(count)s cells; delete the columns the import "
+                    "does not need or split it into smaller files."
+                )
+                % {"count": MAX_CELLS}
+            )
         self.characters += sum(map(len, cells))
         if self.characters > MAX_TEXT_CHARACTERS:
             raise SpreadsheetError(

@@ -274,5 +274,5 @@ def bounded_read(data, megabytes=300, seconds=30):
             cwd=root,
             check=False,
         )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])

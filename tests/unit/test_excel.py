@@ -455,6 +455,15 @@ def test_one_long_shared_string_in_every_cell_is_refused_past_the_text_limit():
     )
 
 
+def test_a_table_past_the_cell_limit_is_refused(monkeypatch):
+    monkeypatch.setattr(excel, "MAX_CELLS", 5)
+    assert len(excel.read_pasted("1\t2\n3\t\t4\n").rows) == 2  # the blank between counts
+    assert refused(b"1,2\n3,,4\n5\n", "cards.csv") == (
+        "The table has more than 5 cells; delete the columns the import does not need or "
+        "split it into smaller files."
+    )
+
+
 def test_a_crafted_dimension_costs_nothing():
     data = files.hand_xlsx(
         files.rows_xml([["79123456789"]]), dimension="A1:A" + "1" * 100_000 + "x"
