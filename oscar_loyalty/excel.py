@@ -2,13 +2,18 @@
 
 Reading treats every file as hostile. An .xlsx is a zip of XML parts, so before any part is
 unpacked the zip directory is checked against ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES`` (a
-zip bomb declares its real size there; one that lies is cut short by ``zipfile`` and fails its
-CRC check). No XML is parsed with entity declarations or external references (the "billion
-laughs" bomb): openpyxl reads the small parts through defusedxml, and the worksheet and its
-shared strings stream through expat with defusedxml's refusals, rows counted as they come and
-refused past ``OSCAR_LOYALTY_IMPORT_MAX_ROWS`` (or as soon as the sheet declares more). Every
-cell comes back as text, so phones and card numbers keep their leading zeros and never turn
-into ``1.23E+15``.
+zip bomb declares its real size there). A directory may lie, so every part also inflates in
+small steps against a running count that stops at that limit, and every part but the sheet and
+its shared strings at ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``, before anything parses it. No XML
+is parsed with entity declarations or external references (the "billion laughs" bomb): openpyxl
+reads the content types, workbook and relationships through defusedxml, and the styles, the
+worksheet and its shared strings stream through expat with defusedxml's refusals. Rows with
+data are counted as they come and refused past ``OSCAR_LOYALTY_IMPORT_MAX_ROWS``; no cell may
+hold more text than Excel allows (32,767 characters), nor the table more than
+``MAX_TEXT_CHARACTERS`` in all (one long shared string referenced by many cells), nor more
+than ``MAX_CELLS`` cells. Every cell
+comes back as text, so phones and card numbers keep their leading zeros and never turn into
+``1.23E+15``.
 
 Writing streams with openpyxl's write-only mode, and every text cell that a spreadsheet could
 take for a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading apostrophe.
@@ -17,11 +22,11 @@ take for a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a lea
 import codecs
 import csv
 import io
-import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
+from itertools import pairwise
 
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -35,6 +40,19 @@ from oscar_loyalty.exceptions import LoyaltyError
 # Cells beyond this column are ignored: an import needs four.
 MAX_COLUMNS = 50
 MAX_ZIP_ENTRIES = 10_000
+# Excel's own limit on the text of one cell.
+MAX_CELL_CHARACTERS = 32_767
+# Text of all cells of a table together: far above a real import (200,000 rows of a few
+# columns), low enough that a shared string repeated in every cell cannot exhaust memory.
+MAX_TEXT_CHARACTERS = 50_000_000
+# Cells of a table together (each costs some 60 bytes held and microseconds read): the row
+# limit times ten columns, where an import needs four.
+MAX_CELLS = 2_000_000
+# Excel's last row: a larger row number is a damaged sheet.
+MAX_ROW_NUMBER = 1_048_576
+# Parts are inflated and parsed this many bytes at a time.
+CHUNK_BYTES = 65536
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Text a spreadsheet may run as a formula when it opens the file or the cell is edited.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -112,12 +130,20 @@ def cell_text(value):
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e21:
             return str(int(value))
-        return format(Decimal(repr(value)), "f")
+        return format(_shown(value), "f")
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, (date, time)):
         return value.isoformat()
     return str(value).strip()
+
+
+def _shown(value):
+    """A fraction as Excel shows it (15 significant digits: 0.30000000000000004 is 0.3),
+    unless that is a cent or more away from the stored value."""
+    stored = Decimal(repr(value))
+    shown = Decimal(f"{value:.15g}")
+    return shown if abs(shown - stored) < Decimal("0.01") else stored
 
 
 def _limit_rows(limit):
@@ -132,33 +158,70 @@ def _limit_rows(limit):
 
 
 class _Collector:
-    """Gathers rows, skipping blank ones and enforcing the row limit."""
+    """Gathers rows, skipping blank ones and enforcing the limits on rows with data and on
+    their text; rows that come out of order are put back in order, none is dropped."""
 
     def __init__(self, source):
         self.table = Table(source=source)
         self.limit = conf.import_max_rows
         self.wide = False
+        self.last = 0
+        self.unordered = False
+        self.characters = 0
+        self.cells = 0
 
     def add(self, number, values):
-        if number > self.limit:
-            raise _limit_rows(self.limit)
         if len(values) > MAX_COLUMNS:
             self.wide = self.wide or any(values[MAX_COLUMNS:])
             values = values[:MAX_COLUMNS]
         cells = [cell_text(value) for value in values]
         while cells and not cells[-1]:
             cells.pop()
-        if cells:
-            self.table.rows.append((number, tuple(cells)))
-            if len(cells) > self.table.width:
-                self.table.width = len(cells)
+        if not cells:
+            return
+        rows = self.table.rows
+        if len(rows) == self.limit:
+            raise _limit_rows(self.limit)
+        self.cells += len(cells)
+        if self.cells > MAX_CELLS:
+            raise SpreadsheetError(
+                _(
+                    "The table has more than %(count)s cells; delete the columns the import "
+                    "does not need or split it into smaller files."
+                )
+                % {"count": MAX_CELLS}
+            )
+        self.characters += sum(map(len, cells))
+        if self.characters > MAX_TEXT_CHARACTERS:
+            raise SpreadsheetError(
+                _(
+                    "The table holds more than %(count)s million characters of text; "
+                    "split it into smaller files."
+                )
+                % {"count": MAX_TEXT_CHARACTERS // 1_000_000}
+            )
+        if number <= self.last:
+            self.unordered = True
+        self.last = number
+        rows.append((number, tuple(cells)))
+        if len(cells) > self.table.width:
+            self.table.width = len(cells)
 
     def finish(self):
+        rows = self.table.rows
+        if self.unordered:
+            rows.sort(key=lambda row: row[0])
+            for (number, _cells), (following, _next) in pairwise(rows):
+                if number == following:
+                    raise SpreadsheetError(
+                        _("Row %(row)s appears twice in the sheet; the file is damaged.")
+                        % {"row": number}
+                    )
         if self.wide:
             self.table.notes.append(
                 _("Only the first %(count)s columns were read.") % {"count": MAX_COLUMNS}
             )
-        if not self.table.rows:
+        if not rows:
             raise SpreadsheetError(_("The file has no rows with data."))
         return self.table
 
@@ -191,13 +254,36 @@ def read_file(upload, name=""):
     data = _read_bytes(upload)
     if data[:4] == b"PK\x03\x04":
         return read_xlsx(data, name)
-    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+    if data[:8] == OLE_MAGIC:
+        if _encrypted(data):
+            raise SpreadsheetError(
+                _(
+                    "This workbook is protected with a password: save it without a password "
+                    "and upload it again."
+                )
+            )
         raise SpreadsheetError(
             _("Old .xls workbooks cannot be read; save the file as .xlsx or .csv.")
         )
     if name.lower().endswith((".xlsx", ".xlsm")):
         raise SpreadsheetError(_("The file is not a valid .xlsx workbook."))
     return read_csv(data, name)
+
+
+_ENCRYPTED_PACKAGE = "EncryptedPackage\x00".encode("utf-16-le")
+
+
+def _encrypted(data):
+    """Whether an OLE compound file holds an ``EncryptedPackage`` stream: what Excel saves for
+    an .xlsx with a password. Directory entries are 128 bytes and start on a multiple of 128
+    in the file; the name's byte count (with its terminator) and the entry type (2, a
+    stream) follow the 64-byte name."""
+    found = data.find(_ENCRYPTED_PACKAGE)
+    while found != -1:
+        if found % 128 == 0 and data[found + 64 : found + 67] == b"\x22\x00\x02":
+            return True
+        found = data.find(_ENCRYPTED_PACKAGE, found + 2)
+    return False
 
 
 def read_pasted(text):
@@ -266,14 +352,66 @@ def _check_zip(data):
         raise SpreadsheetError(_("The file is not a valid .xlsx workbook.")) from None
     if len(entries) > MAX_ZIP_ENTRIES:
         raise SpreadsheetError(_("The workbook has too many parts to be a plain table."))
-    limit = conf.import_max_uncompressed_bytes
-    if sum(entry.file_size for entry in entries) > limit:
-        raise SpreadsheetError(
-            _("The workbook unpacks to more than %(size)s MB, which is not allowed.")
-            % {"size": megabytes(limit)}
-        )
+    if sum(entry.file_size for entry in entries) > conf.import_max_uncompressed_bytes:
+        raise _unpacks_too_much()
     if "xl/workbook.xml" not in {entry.filename for entry in entries}:
         raise SpreadsheetError(_("The file is a zip archive, not an Excel workbook."))
+
+
+def _unpacks_too_much():
+    return SpreadsheetError(
+        _("The workbook unpacks to more than %(size)s MB, which is not allowed.")
+        % {"size": megabytes(conf.import_max_uncompressed_bytes)}
+    )
+
+
+class _Archive(zipfile.ZipFile):
+    """The workbook's zip, whose parts inflate ``CHUNK_BYTES`` at a time against a running
+    count whatever its directory says: all parts together stop at
+    ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES``, each one at its ``limit``. openpyxl's
+    reads get the limit of a small part, ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``, so nothing
+    it parses can be large (``zipfile`` alone would inflate a lying part whole in one call).
+    """
+
+    def __init__(self, data):
+        super().__init__(io.BytesIO(data))
+        self.left = conf.import_max_uncompressed_bytes
+
+    def open(self, name, mode="r", pwd=None, *, limit=None, **kwargs):
+        return _Part(self, super().open(name, mode, pwd, **kwargs), limit)
+
+
+class _Part(io.RawIOBase):
+    """One part of an ``_Archive``, counted as it inflates."""
+
+    def __init__(self, archive, part, limit):
+        self.archive, self.part, self.size = archive, part, 0
+        self.limit = limit or conf.import_max_part_bytes
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(CHUNK_BYTES), b""))
+        data = self.part.read(min(size, CHUNK_BYTES))
+        self.size += len(data)
+        self.archive.left -= len(data)
+        if self.archive.left < 0:
+            raise _unpacks_too_much()
+        if self.size > self.limit:
+            raise SpreadsheetError(
+                _(
+                    "The part %(part)s of the workbook unpacks to more than %(size)s MB, "
+                    "far more than a real workbook holds."
+                )
+                % {"part": self.part.name, "size": megabytes(self.limit)}
+            )
+        return data
+
+    def close(self):
+        self.part.close()
+        super().close()
 
 
 def _unsafe_xml(exc):
@@ -297,33 +435,34 @@ def _broken(exc):
     )
 
 
-def _open_workbook(data):
-    """openpyxl's reader of a workbook's small parts (content types, workbook, relationships,
-    styles), parsed through defusedxml; its worksheets are left to ``_Sheet``.
+def _open_workbook(archive):
+    """openpyxl's reading of a workbook's small parts (content types, workbook, relationships)
+    from ``archive``, parsed through defusedxml; styles, sheet and strings are left to us.
 
-    Returns the reader, the path of the first worksheet and that of the shared strings.
+    Returns the workbook's date epoch, the path of its first worksheet and that of its
+    shared strings.
     """
     from openpyxl.reader.excel import ExcelReader
-    from openpyxl.styles.stylesheet import apply_stylesheet
     from openpyxl.xml.constants import SHARED_STRINGS
 
-    reader = ExcelReader(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    reader = ExcelReader(archive.fp, read_only=True, data_only=True, keep_links=False)
+    reader.archive.close()  # its own reading of the zip, which nothing bounds
+    reader.archive = archive
     reader.read_manifest()
     reader.read_workbook()
-    apply_stylesheet(reader.archive, reader.wb)
     sheets = [
         rel.target
         for _sheet, rel in reader.parser.find_sheets()
         if rel.target in reader.valid_files and "chartsheet" not in rel.Type
     ]
     if not sheets:
-        reader.archive.close()
         raise SpreadsheetError(_("The workbook has no worksheets."))
     strings = reader.package.find(SHARED_STRINGS)
-    return reader, sheets[0], strings.PartName[1:] if strings is not None else None
+    return reader.wb.epoch, sheets[0], strings.PartName[1:] if strings is not None else None
 
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main "
+STYLES = "xl/styles.xml"
 
 
 class _XmlStream:
@@ -333,7 +472,8 @@ class _XmlStream:
     Python calls per element, and a whole extra pass when a sheet does not declare its
     size); here expat calls back once per element, which reads a sheet four to five times
     faster. Entity declarations and external references are refused with defusedxml's own
-    exceptions, as its parsers refuse them.
+    exceptions, as its parsers refuse them. Text being gathered (``self.text``) is measured
+    after each chunk, so a huge one is refused before it is all in memory.
     """
 
     def __init__(self):
@@ -341,7 +481,7 @@ class _XmlStream:
 
         self.parser = expat.ParserCreate(namespace_separator=" ")
         self.parser.buffer_text = True
-        self.parser.buffer_size = 65536
+        self.parser.buffer_size = CHUNK_BYTES
         self.parser.EntityDeclHandler = self._entity
         self.parser.UnparsedEntityDeclHandler = self._unparsed
         self.parser.ExternalEntityRefHandler = self._external
@@ -365,17 +505,63 @@ class _XmlStream:
 
         raise ExternalReferenceForbidden(context, base, sysid, pubid)
 
-    def read(self, archive, name):
-        with archive.open(name) as part:
-            self.parser.ParseFile(part)
+    def read(self, archive, name, limit=None):
+        parse = self.parser.Parse
+        with archive.open(name, limit=limit) as part:
+            while chunk := part.read(CHUNK_BYTES):
+                parse(chunk, False)
+                if len(self.text) > 1 and sum(map(len, self.text)) > MAX_CELL_CHARACTERS:
+                    raise self.too_long()
+        parse(b"", True)
         return self
 
-    def start_text(self):
-        self.text.clear()
-        self.parser.CharacterDataHandler = self.capture
+    def too_long(self):
+        raise NotImplementedError
 
-    def end_text(self):
-        self.parser.CharacterDataHandler = None
+
+class _Styles(_XmlStream):
+    """Which cell styles show dates and which durations: all the sheet needs of the styles
+    part (openpyxl builds the whole stylesheet, a second for each megabyte)."""
+
+    NUMFMTS, NUMFMT, XFS, XF = MAIN + "numFmts", MAIN + "numFmt", MAIN + "cellXfs", MAIN + "xf"
+
+    def __init__(self):
+        super().__init__()
+        self.custom, self.formats, self.section = {}, [], None
+
+    def start(self, name, attrs):
+        if name == self.XF:
+            if self.section == self.XFS:
+                self.formats.append(int(attrs.get("numFmtId", 0)))
+        elif name == self.NUMFMT:
+            if self.section == self.NUMFMTS:
+                self.custom[int(attrs["numFmtId"])] = attrs.get("formatCode")
+        elif name == self.NUMFMTS or name == self.XFS:
+            self.section = name
+
+    def end(self, name):
+        if name == self.section:
+            self.section = None
+
+    def kinds(self):
+        """The indexes of the styles that show dates, and of those that show durations."""
+        from openpyxl.styles.numbers import (
+            BUILTIN_FORMATS,
+            is_date_format,
+            is_timedelta_format,
+        )
+
+        dates, durations, known = set(), set(), {}
+        for index, number_format in enumerate(self.formats):
+            if number_format not in known:
+                code = self.custom.get(number_format, BUILTIN_FORMATS.get(number_format))
+                known[number_format] = is_date_format(code), is_timedelta_format(code)
+            is_date, is_duration = known[number_format]
+            if is_date:
+                dates.add(index)
+            if is_duration:
+                durations.add(index)
+        return dates, durations
 
 
 class _SharedStrings(_XmlStream):
@@ -385,40 +571,48 @@ class _SharedStrings(_XmlStream):
 
     def __init__(self):
         super().__init__()
-        self.strings, self.parts, self.phonetic = [], [], False
+        self.strings, self.phonetic = [], False
 
     def start(self, name, attrs):
         if name == self.T and not self.phonetic:
-            self.start_text()
+            self.parser.CharacterDataHandler = self.capture
         elif name == self.SI:
-            self.parts.clear()
+            self.text.clear()
         elif name == self.PHONETIC:
             self.phonetic = True
 
     def end(self, name):
-        if name == self.T and not self.phonetic:
-            self.end_text()
-            self.parts.extend(self.text)
+        if name == self.T:
+            self.parser.CharacterDataHandler = None
         elif name == self.SI:
-            self.strings.append("".join(self.parts).replace("x005F_", ""))
+            text = "".join(self.text)
+            if len(text) > MAX_CELL_CHARACTERS:
+                raise self.too_long()
+            self.strings.append(text.replace("x005F_", ""))
         elif name == self.PHONETIC:
             self.phonetic = False
+
+    def too_long(self):
+        return SpreadsheetError(
+            _(
+                "Text number %(number)s of the workbook's shared strings is longer than "
+                "%(count)s characters, more than Excel allows in a cell."
+            )
+            % {"number": len(self.strings) + 1, "count": MAX_CELL_CHARACTERS}
+        )
 
 
 class _Sheet(_XmlStream):
     """A worksheet's rows, values converted as openpyxl's read-only, data-only mode does,
     each row handed to ``collector`` as it ends (the row limit stops the stream)."""
 
-    ROW, C, V, T = MAIN + "row", MAIN + "c", MAIN + "v", MAIN + "t"
-    PHONETIC, DIMENSION = MAIN + "rPh", MAIN + "dimension"
+    ROW, C, V, T, PHONETIC = MAIN + "row", MAIN + "c", MAIN + "v", MAIN + "t", MAIN + "rPh"
 
-    def __init__(self, collector, strings, workbook):
+    def __init__(self, collector, strings, epoch, dates, durations):
         super().__init__()
         self.collector, self.strings = collector, strings
-        self.epoch = workbook.epoch
-        self.dates = workbook._date_formats
-        self.durations = workbook._timedelta_formats
-        self.row, self.number, self.last, self.column = [], 0, 0, 0
+        self.epoch, self.dates, self.durations = epoch, dates, durations
+        self.row, self.number, self.column = [], 0, 0
         self.type, self.style, self.phonetic = "n", None, False
         self.columns = {}
 
@@ -441,10 +635,6 @@ class _Sheet(_XmlStream):
             self.row, self.column = [], 0
         elif name == self.PHONETIC:
             self.phonetic = True
-        elif name == self.DIMENSION:
-            declared = re.search(r"(\d+)$", attrs.get("ref", ""))
-            if declared and int(declared.group(1)) > self.collector.limit:
-                raise _limit_rows(self.collector.limit)
 
     def end(self, name):
         if name == self.C:
@@ -452,12 +642,24 @@ class _Sheet(_XmlStream):
         elif name == self.V or name == self.T:
             self.parser.CharacterDataHandler = None
         elif name == self.ROW:
-            # like openpyxl, a row numbered at or before the previous one is left out
-            if self.number > self.last:
-                self.collector.add(self.number, self.row)
-                self.last = self.number
+            self.collector.add(self.number, self.row)
         elif name == self.PHONETIC:
             self.phonetic = False
+
+    def too_long(self):
+        from openpyxl.utils.cell import get_column_letter
+
+        return SpreadsheetError(
+            _(
+                "Row %(row)s, column %(column)s holds more than %(count)s characters, more "
+                "than Excel allows in a cell."
+            )
+            % {
+                "row": self.number,
+                "column": get_column_letter(min(self.column, 16384)),
+                "count": MAX_CELL_CHARACTERS,
+            }
+        )
 
     def _column(self, ref):
         letters = ref.rstrip("0123456789")
@@ -490,6 +692,8 @@ class _Sheet(_XmlStream):
             value = from_ISO8601(text)
         else:  # "str" (a formula's cached text), "e" (#N/A...)
             value = text
+        if text and len(text) > MAX_CELL_CHARACTERS:
+            raise self.too_long()
         row, column = self.row, self.column
         if column > MAX_COLUMNS:  # kept only to tell the manager the rest was left out
             column = MAX_COLUMNS + 1
@@ -511,30 +715,41 @@ class _Sheet(_XmlStream):
 
 
 def _row_number(text):
+    """A row's ``r``; outside Excel's rows the sheet is damaged (``ValueError``)."""
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         number = float(text)
         if not number.is_integer():
             raise
-        return int(number)
+        number = int(number)
+    if not 0 < number <= MAX_ROW_NUMBER:
+        raise ValueError(text)
+    return number
 
 
 def read_xlsx(data, name=""):
     """Rows of the first worksheet of .xlsx bytes, as text.
 
-    The zip directory is checked first (sizes, parts); then the sheet streams row by row, so
-    a sheet past the row limit is refused as soon as its declared size or its rows say so.
+    The zip directory is checked first (sizes, parts); then every part inflates against a
+    byte count, and the sheet streams row by row, so a sheet past the row limit is refused as
+    soon as its rows say so.
     """
     if not xml_is_defused():
         raise ImproperlyConfigured("openpyxl must use defusedxml to read uploaded workbooks")
     _check_zip(data)
     collector = _Collector(name or "file.xlsx")
+    whole = conf.import_max_uncompressed_bytes
     try:
-        reader, sheet, strings_part = _open_workbook(data)
-        with reader.archive as archive:
-            strings = _SharedStrings().read(archive, strings_part).strings if strings_part else []
-            _Sheet(collector, strings, reader.wb).read(archive, sheet)
+        with _Archive(data) as archive:
+            epoch, sheet, strings_part = _open_workbook(archive)
+            styles = _Styles()
+            if STYLES in archive.NameToInfo:
+                styles.read(archive, STYLES)
+            strings = []
+            if strings_part:
+                strings = _SharedStrings().read(archive, strings_part, whole).strings
+            _Sheet(collector, strings, epoch, *styles.kinds()).read(archive, sheet, whole)
     except SpreadsheetError:
         raise
     except Exception as exc:  # a broken part fails in many ways

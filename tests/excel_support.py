@@ -3,6 +3,7 @@
 written by hand with ``zipfile`` (bombs, entity tricks, huge or broken files)."""
 
 import io
+import itertools
 import struct
 import zipfile
 
@@ -59,29 +60,41 @@ SHARED_STRINGS_TYPE = '<Override PartName="/xl/sharedStrings.xml" ContentType="a
 
 def hand_xlsx(sheet_parts, prolog="", dimension=None, extra=None, shared_strings=None):
     """A minimal workbook whose sheet XML is ``prolog`` + the given parts, streamed into the
-    zip (parts may be a generator of millions of rows)."""
+    zip (parts may be a generator of millions of rows). ``extra`` adds parts or replaces
+    the standard ones; a part's text may be an iterable of blocks, streamed too."""
     buffer = io.BytesIO()
-    extra = dict(extra or {})
     content_types = CONTENT_TYPES
     if shared_strings is not None:
-        extra["xl/sharedStrings.xml"] = shared_strings
         content_types = content_types.replace("</Types>", SHARED_STRINGS_TYPE + "</Types>")
+    parts = {
+        "[Content_Types].xml": content_types,
+        "_rels/.rels": ROOT_RELS,
+        "xl/workbook.xml": WORKBOOK,
+        "xl/_rels/workbook.xml.rels": WORKBOOK_RELS,
+    }
+    if shared_strings is not None:
+        parts["xl/sharedStrings.xml"] = shared_strings
+    parts.update(extra or {})
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", content_types)
-        archive.writestr("_rels/.rels", ROOT_RELS)
-        archive.writestr("xl/workbook.xml", WORKBOOK)
-        archive.writestr("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)
-        for name, text in extra.items():
-            archive.writestr(name, text)
-        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
-            sheet.write(f'<?xml version="1.0" encoding="UTF-8"?>{prolog}{SHEET_OPEN}'.encode())
-            if dimension:
-                sheet.write(f'<dimension ref="{dimension}"/>'.encode())
-            sheet.write(b"<sheetData>")
-            for part in sheet_parts:
-                sheet.write(part.encode() if isinstance(part, str) else part)
-            sheet.write(b"</sheetData></worksheet>")
+        for name, text in parts.items():
+            _stream(archive, name, [text] if isinstance(text, (str, bytes)) else text)
+        sheet = [f'<?xml version="1.0" encoding="UTF-8"?>{prolog}{SHEET_OPEN}']
+        if dimension:
+            sheet.append(f'<dimension ref="{dimension}"/>')
+        _stream(
+            archive,
+            "xl/worksheets/sheet1.xml",
+            [*sheet, "<sheetData>"],
+            sheet_parts,
+            ["</sheetData></worksheet>"],
+        )
     return buffer.getvalue()
+
+
+def _stream(archive, name, *blocks):
+    with archive.open(name, "w", force_zip64=True) as part:
+        for block in itertools.chain(*blocks):
+            part.write(block.encode() if isinstance(block, str) else block)
 
 
 def rows_xml(rows):
@@ -110,10 +123,15 @@ def zip_bomb_xlsx(megabytes=300):
     return hand_xlsx(block for _ in range(megabytes))
 
 
-def lying_zip_bomb_xlsx(megabytes=50):
-    """The same bomb with its sheet's sizes rewritten to claim 100 bytes unpacked."""
-    data = bytearray(zip_bomb_xlsx(megabytes))
-    name = b"xl/worksheets/sheet1.xml"
+def lying_zip_bomb_xlsx(megabytes=50, part="xl/worksheets/sheet1.xml"):
+    """A workbook whose ``part`` unpacks to ``megabytes`` MB of blanks, its sizes rewritten
+    to claim 100 bytes unpacked."""
+    blanks = (b" " * (1024 * 1024) for _ in range(megabytes))
+    if part == "xl/worksheets/sheet1.xml":
+        data = bytearray(hand_xlsx(blanks))
+    else:
+        data = bytearray(hand_xlsx([], extra={part: blanks}))
+    name = part.encode()
     local = data.find(b"PK\x03\x04")
     while local != -1:
         name_length = struct.unpack_from("<H", data, local + 26)[0]
@@ -172,3 +190,89 @@ def read_back(data):
         return [list(row) for row in workbook.worksheets[0].iter_rows(values_only=True)]
     finally:
         workbook.close()
+
+
+def encrypted_workbook():
+    """The shape Excel saves a password-protected .xlsx in: an OLE compound file whose
+    directory holds ``EncryptionInfo`` and ``EncryptedPackage`` streams (contents left out:
+    only the directory tells what the file is)."""
+    header = bytearray(512)
+    header[:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+    struct.pack_into("<HHHHH", header, 24, 0x3E, 3, 0xFFFE, 9, 6)
+    struct.pack_into("<IIIII", header, 44, 1, 0, 0, 0x1000, 0xFFFFFFFE)  # FAT, directory
+    struct.pack_into("<I", header, 76, 1)  # the FAT is sector 1
+    directory = b"".join(
+        _ole_entry(name, kind, size)
+        for name, kind, size in (
+            ("Root Entry", 5, 0),
+            ("EncryptionInfo", 2, 0),
+            ("EncryptedPackage", 2, 0),
+        )
+    )
+    directory += b"\x00" * (512 - len(directory))
+    fat = struct.pack("<II", 0xFFFFFFFE, 0xFFFFFFFD) + b"\xff" * 504
+    return bytes(header) + directory + fat
+
+
+def _ole_entry(name, kind, size):
+    encoded = (name + "\x00").encode("utf-16-le")
+    entry = bytearray(128)
+    entry[: len(encoded)] = encoded
+    struct.pack_into("<HBB", entry, 64, len(encoded), kind, 1)
+    struct.pack_into("<III", entry, 68, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+    struct.pack_into("<IQ", entry, 116, 0xFFFFFFFE, size)
+    return bytes(entry)
+
+
+_CHILD = """
+import json, os, resource, sys, time
+import django
+django.setup()
+from django.utils import translation
+from oscar_loyalty import excel
+translation.activate("en")
+data = open(sys.argv[1], "rb").read()
+with open("/proc/self/statm") as statm:
+    size = int(statm.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (size + int(sys.argv[2]) * 2**20, resource.RLIM_INFINITY))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+try:
+    result = {"rows": len(excel.read_file(data, "cards.xlsx").rows)}
+except excel.SpreadsheetError as exc:
+    result = {"refused": str(exc)}
+result["seconds"] = time.perf_counter() - started
+result["megabytes"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(json.dumps(result))
+"""
+
+
+def bounded_read(data, megabytes=300, seconds=30):
+    """``excel.read_file`` of ``data`` in a child process that may grow ``megabytes`` above
+    its size after start-up and is killed after ``seconds`` (the test then fails, as it
+    does when memory runs out). Returns ``{"refused": message}`` or ``{"rows": count}``,
+    with the seconds the read took and its peak memory growth in MB."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{root / 'sandbox'}")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    with tempfile.NamedTemporaryFile(suffix=".xlsx") as file:
+        file.write(data)
+        file.flush()
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, file.name, str(megabytes)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=seconds,
+            cwd=root,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
