@@ -29,7 +29,7 @@ DEFAULTS = {
     "IMPORT_MAX_UNCOMPRESSED_BYTES": 200 * 1024 * 1024,
     # Largest unpacked part of an .xlsx other than its sheet and shared strings (content
     # types, workbook, styles, relationships: kilobytes in real files).
-    "IMPORT_MAX_PART_BYTES": 4 * 1024 * 1024,
+    "IMPORT_MAX_PART_BYTES": 2 * 1024 * 1024,
     "IMPORT_MAX_ROWS": 200_000,
     # Rows of an Excel import applied by one Celery task (a few seconds of work; larger
     # chunks mean fewer statements and commits).

@@ -367,7 +367,7 @@ def test_a_small_part_of_valid_xml_past_its_limit_is_refused_before_it_is_parsed
     assert len(data) < 1024 * 1024
     result = files.bounded_read(data)
     assert result["refused"] == (
-        f"The part {part} of the workbook unpacks to more than 4 MB, far more than a real "
+        f"The part {part} of the workbook unpacks to more than 2 MB, far more than a real "
         "workbook holds."
     )
 
