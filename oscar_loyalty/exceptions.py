@@ -2,6 +2,8 @@
 
 from django.utils.translation import gettext as _
 
+from oscar_loyalty.formats import format_points
+
 
 class LoyaltyError(Exception):
     """Base of every error the loyalty services raise on purpose."""
@@ -18,7 +20,11 @@ class ReversalTooLarge(InvalidAmount):
         self.transfer, self.left = transfer, left
         super().__init__(
             _("Only %(left)s of the %(amount)s points of %(key)s are left to reverse.")
-            % {"left": left, "amount": transfer.amount, "key": transfer.key}
+            % {
+                "left": format_points(left),
+                "amount": format_points(transfer.amount),
+                "key": transfer.key,
+            }
         )
 
 
@@ -27,7 +33,7 @@ class InsufficientPoints(LoyaltyError):
         self.available, self.wanted = available, wanted
         super().__init__(
             _("Not enough points: %(available)s available, %(wanted)s needed.")
-            % {"available": available, "wanted": wanted}
+            % {"available": format_points(available), "wanted": format_points(wanted)}
         )
 
 

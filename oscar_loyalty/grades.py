@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import Max, Sum
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
+from oscar.templatetags.currency_filters import currency
 
 from oscar_loyalty import conf
 from oscar_loyalty.exceptions import GradeError
@@ -130,7 +131,7 @@ def set_grade(card, grade, *, by, reason, participates=True, spend_adjustment=No
             if spend_adjustment < counted:
                 raise GradeError(
                     _("The accumulated sum cannot be less than the actual one (%(actual)s).")
-                    % {"actual": counted}
+                    % {"actual": currency(counted)}
                 )
             card.spend_adjustment = spend_adjustment - counted
         total = counted + card.spend_adjustment

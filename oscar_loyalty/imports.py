@@ -37,6 +37,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, conf, inserts, jobs, ledger, phones
 from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
+from oscar_loyalty.formats import format_points
 from oscar_loyalty.inserts import among
 
 Card = get_model("oscar_loyalty", "Card")
@@ -542,7 +543,8 @@ def classify(row, known, seen_cards=None):
             return _fail(
                 row,
                 TOPUP,
-                _("A new card cannot start below zero (%(amount)s).") % {"amount": opening},
+                _("A new card cannot start below zero (%(amount)s).")
+                % {"amount": format_points(opening)},
             )
         row.action, row.diff = NEW, opening
         row.user_id = known.owner.get(row.phone)
@@ -563,7 +565,7 @@ def classify(row, known, seen_cards=None):
             row,
             TOPUP,
             _("The top-up %(topup)s would take the card below zero: it has %(balance)s.")
-            % {"topup": topup, "balance": base},
+            % {"topup": format_points(topup), "balance": format_points(base)},
         )
     row.card, row.diff = card, target - card.balance
     if not row.diff:
@@ -1161,7 +1163,11 @@ def _refused(transfer, spent):
     return _(
         "The card %(card)s has spent %(spent)s of the %(amount)s imported points since; "
         "it was left as it is."
-    ) % {"card": transfer.card.number, "spent": spent, "amount": transfer.amount}
+    ) % {
+        "card": transfer.card.number,
+        "spent": format_points(spent),
+        "amount": format_points(transfer.amount),
+    }
 
 
 def create_undo(job, by=None):

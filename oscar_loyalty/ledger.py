@@ -45,6 +45,7 @@ from oscar_loyalty.exceptions import (
     KeyConflict,
     ReversalTooLarge,
 )
+from oscar_loyalty.formats import format_points
 
 Account = get_model("oscar_loyalty", "Account")
 Transfer = get_model("oscar_loyalty", "Transfer")
@@ -88,15 +89,17 @@ def to_amount(value):
     except (InvalidOperation, ValueError, TypeError):
         raise InvalidAmount(gettext("“%(value)s” is not a number.") % {"value": value}) from None
     if not amount.is_finite() or amount <= 0:
-        raise InvalidAmount(gettext("%(value)s is not a positive amount.") % {"value": value})
+        raise InvalidAmount(
+            gettext("%(value)s is not a positive amount.") % {"value": format_points(value)}
+        )
     if amount >= TOO_LARGE:
         raise InvalidAmount(
             gettext("%(value)s is too large: amounts stay below %(limit)s.")
-            % {"value": value, "limit": TOO_LARGE}
+            % {"value": format_points(value), "limit": format_points(TOO_LARGE)}
         )
     if amount != amount.quantize(CENT):
         raise InvalidAmount(
-            gettext("%(value)s has more than two decimal places.") % {"value": value}
+            gettext("%(value)s has more than two decimal places.") % {"value": format_points(value)}
         )
     return amount.quantize(CENT)
 

@@ -29,6 +29,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, conf, earning, ledger
 from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.formats import format_points
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Hold = get_model("oscar_loyalty", "Hold")
@@ -147,11 +148,13 @@ class Allowance:
             ) from None
         if points < self.min_points:
             raise PaymentRefused(
-                _("At least %(min)s points can be used at once.") % {"min": self.min_points}
+                _("At least %(min)s points can be used at once.")
+                % {"min": format_points(self.min_points)}
             )
         if points > self.max_points:
             raise PaymentRefused(
-                _("At most %(max)s points can be used on this order.") % {"max": self.max_points}
+                _("At most %(max)s points can be used on this order.")
+                % {"max": format_points(self.max_points)}
             )
         return points
 
@@ -184,12 +187,18 @@ def allowance(card, total, shipping=ZERO, held=ZERO):
         elif balance < program.min_spend_points:
             reason = _(
                 "At least %(min)s points can be used at once; your card has %(balance)s."
-            ) % {"min": program.min_spend_points, "balance": balance}
+            ) % {
+                "min": format_points(program.min_spend_points),
+                "balance": format_points(balance),
+            }
         elif max_points < program.min_spend_points:
             reason = _(
                 "This order is too small: at most %(max)s points could pay for it, "
                 "and at least %(min)s can be used at once."
-            ) % {"max": cap_points, "min": program.min_spend_points}
+            ) % {
+                "max": format_points(cap_points),
+                "min": format_points(program.min_spend_points),
+            }
     if reason:
         max_points = ZERO
     return Allowance(

@@ -26,6 +26,7 @@ from oscar.templatetags.currency_filters import currency
 from oscar_loyalty import paying
 from oscar_loyalty.checkout import session
 from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
 
 ZERO = Decimal("0.00")
@@ -169,7 +170,7 @@ class LoyaltyPaymentMixin:
             request,
             _("%(points)s points will pay %(money)s of this order.")
             % {
-                "points": points,
+                "points": format_points(points),
                 "money": currency(paying.money_for(points, panel.card.program), panel.currency),
             },
         )

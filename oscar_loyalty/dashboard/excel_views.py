@@ -26,6 +26,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel, imports, keyset, phones, reports, tasks
 from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
 
 Card = get_model("oscar_loyalty", "Card")
@@ -264,7 +265,7 @@ def _sample(job, items):
             what = "; ".join(errors)
         elif action == imports.NEW:
             what = (
-                _("New card, opening balance %(points)s") % {"points": diff}
+                _("New card, opening balance %(points)s") % {"points": format_points(diff)}
                 if diff
                 else _("New card")
             )
@@ -272,8 +273,8 @@ def _sample(job, items):
             what = _("No change")
         elif card is not None:
             what = _("Balance %(old)s → %(new)s") % {
-                "old": card.account.balance,
-                "new": card.account.balance + diff,
+                "old": format_points(card.account.balance),
+                "new": format_points(card.account.balance + diff),
             }
         else:
             what = ""

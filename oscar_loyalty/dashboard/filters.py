@@ -12,11 +12,14 @@ import django_filters
 from django import forms
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 from oscar.core.loading import get_model
+from oscar.templatetags.currency_filters import currency
 
 from oscar_loyalty import phones
+from oscar_loyalty.formats import format_points
 
 Card = get_model("oscar_loyalty", "Card")
 Category = get_model("oscar_loyalty", "Category")
@@ -123,10 +126,11 @@ class CardFilter(django_filters.FilterSet):
     def last_order_before(self, queryset, name, value):
         return queryset.filter(last_order_at__lt=_start_of(value + timedelta(days=1)))
 
+    # Each range with how its bounds are written for the reader (points, money, dates).
     RANGES = (
-        ("balance_min", "balance_max", _("Balance")),
-        ("spend_min", "spend_max", _("Completed orders total")),
-        ("last_order_from", "last_order_to", _("Last order date")),
+        ("balance_min", "balance_max", _("Balance"), format_points),
+        ("spend_min", "spend_max", _("Completed orders total"), currency),
+        ("last_order_from", "last_order_to", _("Last order date"), date_format),
     )
 
     def describe(self):
@@ -141,9 +145,13 @@ class CardFilter(django_filters.FilterSet):
             if value not in (None, ""):
                 shown = dict(Card.STATUSES).get(value, value) if name == "status" else value
                 parts.append(f"{self.form.fields[name].label}: {shown}")
-        for low_name, high_name, label in self.RANGES:
+        for low_name, high_name, label, shown in self.RANGES:
             low, high = data.get(low_name), data.get(high_name)
-            values = {"label": label, "low": low, "high": high}
+            values = {
+                "label": label,
+                "low": low if low is None else shown(low),
+                "high": high if high is None else shown(high),
+            }
             if low is not None and high is not None:
                 parts.append(_("%(label)s from %(low)s to %(high)s") % values)
             elif low is not None:

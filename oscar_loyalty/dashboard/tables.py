@@ -7,6 +7,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 from django_tables2 import A, Column, DateTimeColumn, LinkColumn, TemplateColumn
 from oscar.core.loading import get_class
+from oscar.templatetags.currency_filters import currency
+
+from oscar_loyalty.formats import format_points
 
 DashboardTable = get_class("dashboard.tables", "DashboardTable")
 
@@ -69,6 +72,12 @@ class CardTable(DashboardTable):
 
     icon = "fas fa-id-card"
     caption = ngettext_lazy("%d card", "%d cards")
+
+    def render_balance(self, value):
+        return format_points(value)
+
+    def render_lifetime_spend(self, value):
+        return currency(value)
 
     class Meta(DashboardTable.Meta):
         template_name = "oscar_loyalty/dashboard/card_table.html"

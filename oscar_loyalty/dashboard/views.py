@@ -32,6 +32,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import bulk, categories, conf, earning, grades, keyset, ledger, tasks
 from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
 
 Accrual = get_model("oscar_loyalty", "Accrual")
@@ -445,7 +446,7 @@ class CardAdjustView(CardActionView):
             text = _("%(amount)s points accrued to card %(number)s.")
         else:
             text = _("%(amount)s points debited from card %(number)s.")
-        return text % {"amount": transfer.amount, "number": self.object.number}
+        return text % {"amount": format_points(transfer.amount), "number": self.object.number}
 
 
 # --- customer categories -------------------------------------------------------------------
