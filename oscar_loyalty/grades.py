@@ -107,7 +107,7 @@ def recalculate(card):
                 old_grade=card.grade,
                 new_grade=target,
                 automatic=True,
-                reason=_("Spend reached %(spend)s") % {"spend": card.lifetime_spend},
+                reason=_("Spend reached %(spend)s") % {"spend": currency(card.lifetime_spend)},
             )
             card.grade = target
             card.save(update_fields=["grade"])

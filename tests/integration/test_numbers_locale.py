@@ -5,17 +5,17 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from oscar_loyalty import ledger
 from tests import factories
 from tests.integration.dashboard_support import logged_in, make_staff, url
+from tests.locale_support import decimal_points
 
 D = Decimal
 pytestmark = pytest.mark.django_db
 
 NBSP = "\xa0"
-# "1234.50" or "-0.00", but not a date such as 02.12.2026 (digits and dots on both sides).
-DECIMAL_POINT = re.compile(r"(?<![\d.])\d+\.\d{1,2}(?![\d.])")
 
 
 def visible_text(response):
@@ -27,13 +27,15 @@ def visible_text(response):
 
 @pytest.fixture
 def busy_card(card, customer):
-    """A card with thousands of points, a fraction, money spent and points pending."""
-    order = factories.place_order(customer, [(factories.make_product("12345.60"), 1)])
-    factories.set_status(order, "Complete")  # 3% earned: 370
-    ledger.credit_card(card, D("1000.25"), "manual:numbers", kind="adjust")
-    factories.place_order(
-        customer, [(factories.make_product("2000.00"), 1)]
-    )  # pending at Silver's 5%
+    """A card with thousands of points, a fraction, money spent and points pending.
+
+    Made in Russian: texts stored when written (the grade change's reason) are in the
+    writer's language until they are rendered on reading (section 3's first bullet)."""
+    with translation.override("ru"):
+        order = factories.place_order(customer, [(factories.make_product("12345.60"), 1)])
+        factories.set_status(order, "Complete")  # 3% earned: 370
+        ledger.credit_card(card, D("1000.25"), "manual:numbers", kind="adjust")
+        factories.place_order(customer, [(factories.make_product("2000.00"), 1)])  # 5%: 100
     return factories.refreshed(card)
 
 
@@ -53,7 +55,7 @@ def test_customer_card_page_in_russian_has_decimal_commas_and_grouped_thousands(
     assert "+1\u00a0000,25" in text  # the manual accrual in the history
     assert "100 баллов за заказ" in text  # pending points (5% of Silver) without ".00"
     assert f"12{NBSP}345,60{NBSP}₽" in text  # the purchases, as money
-    assert DECIMAL_POINT.findall(text) == []
+    assert decimal_points(text) == []
 
 
 def test_dashboard_card_page_in_russian_has_decimal_commas_and_grouped_thousands(client, busy_card):
@@ -64,7 +66,7 @@ def test_dashboard_card_page_in_russian_has_decimal_commas_and_grouped_thousands
 
     assert f"1{NBSP}370,25" in text
     assert f"12{NBSP}345,60{NBSP}₽" in text
-    assert DECIMAL_POINT.findall(text) == []
+    assert decimal_points(text) == []
 
 
 def test_dashboard_card_list_in_russian(client, busy_card):
@@ -72,4 +74,4 @@ def test_dashboard_card_list_in_russian(client, busy_card):
 
     assert f"1{NBSP}370,25" in text
     assert f"12{NBSP}345,60{NBSP}₽" in text
-    assert DECIMAL_POINT.findall(text) == []
+    assert decimal_points(text) == []
