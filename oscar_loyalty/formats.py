@@ -23,7 +23,7 @@ def format_points(value):
     if not number.is_finite():
         return str(value)
     if number == number.to_integral_value():
-        number, places = number.quantize(Decimal(1)), 0
+        number, places = number.to_integral_value(), 0
     else:
         number = number.normalize()
         places = -number.as_tuple().exponent

@@ -134,7 +134,7 @@ class CardFilter(django_filters.FilterSet):
     )
 
     def describe(self):
-        """The active filters in words, e.g. "Completed orders total from 1000 to 7000"."""
+        """The active filters in words, e.g. "Balance from 1,000 to 7,000"."""
         if not (self.is_bound and self.form.is_valid()):
             return []
         data, parts = self.form.cleaned_data, []

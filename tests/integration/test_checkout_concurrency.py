@@ -77,7 +77,7 @@ def test_two_orders_holding_the_same_points_one_wins(card, slow_hold):
     held = [r for r in results if isinstance(r, Hold)]
     refused = [r for r in results if isinstance(r, InsufficientPoints)]
     assert len(held) == 1 and len(refused) == 1, results
-    assert "Not enough points: 200.00 available, 800.00 needed." in str(refused[0])
+    assert "Not enough points: 200 available, 800 needed." in str(refused[0])
     assert balance(card) == D("200.00")
     assert Hold.objects.count() == 1
     assert Transfer.objects.filter(kind=Transfer.HOLD).count() == 1

@@ -160,7 +160,7 @@ def test_assign_to_all_matching_cards_after_confirming_the_count(client_m, three
     data = {"category": vip.pk, "action": "add", "scope": "matching", "query": "spend_min=1000"}
     content = page(client_m.post(url("loyalty-card-categories"), data))
     assert "2 customers will get this category" in content
-    assert "Completed orders total from 1000" in content
+    assert "Completed orders total from RUB1,000.00" in content
     assert members(vip) == set()  # nothing before the confirmation
 
     response = client_m.post(url("loyalty-card-categories"), {**data, "confirmed": "1"})

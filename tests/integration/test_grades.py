@@ -57,7 +57,7 @@ def test_completed_orders_raise_the_grade_when_spend_crosses_a_threshold(card, c
     change = GradeChange.objects.get(card=card)
     assert (change.old_grade.name, change.new_grade.name) == ("Base", "Silver")
     assert change.automatic and change.created_by is None
-    assert change.reason == "Spend reached 10000.00"
+    assert change.reason == "Spend reached RUB10,000.00"
     assert change.created is not None
 
 
@@ -197,7 +197,7 @@ def test_the_accumulated_sum_cannot_go_below_what_the_orders_prove(
     card, customer, program, manager
 ):
     completed_order(customer, "2000")
-    with pytest.raises(GradeError, match=r"less than the actual one \(2000"):
+    with pytest.raises(GradeError, match=r"less than the actual one \(RUB2,000.00\)"):
         grades.set_grade(
             card, grade(program, "Base"), by=manager, reason="x", spend_adjustment=D("1000")
         )

@@ -76,8 +76,8 @@ def test_card_page_shows_each_orders_points(client_m, card):
         1
     ]
     row = re.search(r"<tr>\s*<td><a[^>]*>H000002</a>(.*?)</tr>", orders, re.S).group(1)
-    assert "1.00" in row  # spent on it
-    assert "3.00" in row and "posted" in row  # earned by it
+    assert 'text-right">1</td>' in row  # spent on it
+    assert 'text-right">3 <small' in row and "posted" in row  # earned by it
 
 
 def test_card_history_pages_by_keyset_to_the_oldest_and_back(client_m, card):
@@ -191,7 +191,7 @@ def test_report_default_page_reads_only_a_page_and_what_came_after_the_checkpoin
     content, sql = queries_of(client_m, reverse("loyalty-report"))
 
     assert "195 transfers" in content
-    assert 'id="total_earned">195.00<' in content
+    assert 'id="total_earned">195<' in content
     reads = [q for q in sql if TRANSFER in q]
     slow = [q for q in reads if "LIMIT" not in q and not re.search(r'"id" > \d+', q)]
     assert reads and not slow  # no total, COUNT or held balance over every transfer

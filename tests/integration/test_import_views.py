@@ -68,7 +68,7 @@ def test_upload_preview_apply_and_result(client_m, program, django_capture_on_co
     assert "1 row will change cards of" in page
     assert "“abc” is not a phone number." in page
     assert "B (Телефон)" in page
-    assert "New card, opening balance 150.00" in page
+    assert "New card, opening balance 150" in page
 
     confirm = {"apply": "1", "checked": job.params["checked"]}
     with django_capture_on_commit_callbacks(execute=True):
@@ -162,14 +162,14 @@ def test_undo_screen_and_job(client_m, program, django_capture_on_commit_callbac
     ledger.debit_card(card, D("60"), "test:spend")
     page = client_m.get(reverse("loyalty-import-undo", args=[job.pk])).content.decode()
     assert "1 row&#x27;s transfer will be reversed." in page or "1 row's transfer" in page
-    assert "has spent 60.00 of the 100.00 imported points since" in page
+    assert "has spent 60 of the 100 imported points since" in page
     with django_capture_on_commit_callbacks(execute=True):
         response = client_m.post(reverse("loyalty-import-undo", args=[job.pk]))
     undo_job = Job.objects.get(params__undo_of=job.pk)
     assert response.url == reverse("loyalty-import-job", args=[undo_job.pk])
     page = client_m.get(response.url).content.decode()
     assert f"Undo of import #{job.pk}" in page
-    assert "has spent 60.00" in page
+    assert "has spent 60" in page
     assert ledger.balance(Card.objects.get(phone="79123456702").account) == 0
 
 

@@ -26,6 +26,7 @@ NBSP = "\xa0"  # Django's Russian thousands separator
         ("ru", D("0.50"), "0,5"),
         ("ru", 12000, f"12{NBSP}000"),
         ("ru", "250.00", "250"),
+        ("en", 1e30, "1," + ",".join(["000"] * 10)),  # far past any balance: still a number
     ],
 )
 def test_points_in_the_readers_locale(language, value, shown):

@@ -97,7 +97,7 @@ def test_a_spend_larger_than_the_balance_is_refused_and_changes_nothing(card):
 
     assert caught.value.available == D("50.00")
     assert caught.value.wanted == D("50.01")
-    assert "50.00 available" in str(caught.value)
+    assert "50 available" in str(caught.value)
     assert refreshed(card).balance == D("50.00")
     assert not Transfer.objects.filter(key="spend-too-much").exists()
 
@@ -567,7 +567,7 @@ def test_a_credit_is_reversed_at_most_once_in_parts(card):
     ledger.reverse(earning, "rev-2", amount="40")
     assert ledger.reverse(earning, "rev-1", amount="60").key == "rev-1"  # a replay still is
 
-    with pytest.raises(InvalidAmount, match="0.00 of"):
+    with pytest.raises(InvalidAmount, match="Only 0 of"):
         ledger.reverse(earning, "rev-3", amount="0.01")
     card = refreshed(card)
     assert (card.balance, card.debt) == (D("0.00"), D("0.00"))
