@@ -11,3 +11,9 @@ register = template.Library()
 def points(value):
     """Points in the reader's locale (see ``oscar_loyalty.formats``)."""
     return format_points(value)
+
+
+@register.filter
+def count(value):
+    """A count of cards, rows or jobs, its thousands grouped the way points are."""
+    return format_points(value)

@@ -59,3 +59,14 @@ def test_messages_with_points_follow_the_locale():
         message = str(InsufficientPoints(D("1200.50"), D("1500.00")))
     assert f"1{NBSP}200,5" in message and f"1{NBSP}500" in message
     assert "1200.50" not in message and "1500.00" not in message
+
+
+def test_counts_of_a_job_are_grouped_too():
+    from django.template.loader import render_to_string
+
+    with translation.override("ru"):
+        shown = render_to_string(
+            "oscar_loyalty/dashboard/partials/job_row_progress.html",
+            {"record": {"done": 12000, "total": 150000, "percent": 8, "status": "running"}},
+        )
+    assert f">12{NBSP}000 / 150{NBSP}000<" in shown
