@@ -28,17 +28,15 @@ WORD = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?")
 
 
 def english_phrases():
-    """The English fixed parts (3 words or more) of every message the package translates:
-    if one shows on a Russian page, a string escaped translation."""
+    """The English fixed parts (3 words or more) of every message of the package's catalogue:
+    if one shows on a Russian page, a string escaped translation (or has none yet)."""
     with CATALOGUE.open("rb") as file:
         catalogue = read_po(file, locale="ru")
     phrases = set()
     for message in catalogue:
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        if not message.id or not all(strings):
-            continue
-        for text in ids:
+        if not message.id:
+            continue  # the catalogue's header
+        for text in message.id if isinstance(message.id, tuple) else (message.id,):
             for part in PLACEHOLDER.split(text):
                 part = " ".join(part.split()).strip(" .,:;()«»“”—-")
                 if len(WORD.findall(part)) >= 3 and part.isascii():
