@@ -75,3 +75,11 @@ def test_dashboard_card_list_in_russian(client, busy_card):
     assert f"1{NBSP}370,25" in text
     assert f"12{NBSP}345,60{NBSP}₽" in text
     assert decimal_points(text) == []
+
+
+def test_points_report_in_russian(client, busy_card):
+    text = visible_text(russian(logged_in(client, make_staff())).get(url("loyalty-report")))
+
+    assert f"1{NBSP}370,25" in text  # earned in all (370 + 1 000,25), and on cards
+    assert f"1{NBSP}370,25{NBSP}₽" in text  # what the points on cards are worth
+    assert decimal_points(text) == []
