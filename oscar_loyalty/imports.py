@@ -27,7 +27,6 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-import phonenumbers
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone, translation
@@ -170,108 +169,6 @@ def _checked_amount(value, raw):
     if value != value.quantize(CENT):
         raise AmountError(_("“%(value)s” has more than two decimal places.") % {"value": raw})
     return value.quantize(CENT)
-
-
-class PhoneReader:
-    """``phones.normalise`` for many rows at a time.
-
-    The full parser costs about 45 µs a phone. A phone written the canonical way for the
-    default region (``79123456789``, ``+7 912 345-67-89``) is checked here against the
-    region's compiled number patterns with exactly the rules ``phonenumbers.is_valid_number``
-    applies; anything else (``8 912...``, letters, extensions) goes to ``phones.normalise``.
-    Tests compare both on many numbers.
-    """
-
-    _SHAPE = re.compile(r"\+?[0-9 ()\-.]+")
-
-    def __init__(self, region=None):
-        self.region = region or conf.phone_region
-        self.code = str(phonenumbers.country_code_for_region(self.region)) if self.region else ""
-        self.regions = []
-        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(self.code or 0), ()):
-            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
-            if metadata is not None:
-                self.regions.append(self._compile(metadata))
-
-    @staticmethod
-    def _desc(desc):
-        if desc is None or not desc.national_number_pattern:
-            return None
-        return (frozenset(desc.possible_length), re.compile(desc.national_number_pattern))
-
-    def _compile(self, metadata):
-        # Mobile and fixed-line first: most phones are one of them, and the order of the
-        # types does not change whether one of them matches.
-        types = [
-            self._desc(getattr(metadata, name))
-            for name in (
-                "mobile",
-                "fixed_line",
-                "premium_rate",
-                "toll_free",
-                "shared_cost",
-                "voip",
-                "personal_number",
-                "pager",
-                "uan",
-                "voicemail",
-            )
-        ]
-        prefix = metadata.national_prefix_for_parsing
-        return (
-            re.compile(metadata.leading_digits) if metadata.leading_digits else None,
-            self._desc(metadata.general_desc),
-            [t for t in types if t is not None],
-            re.compile(prefix) if prefix else None,
-        )
-
-    @staticmethod
-    def _matches(desc, national):
-        lengths, pattern = desc
-        return (not lengths or len(national) in lengths) and pattern.fullmatch(national)
-
-    def _valid(self, national):
-        for leading, general, types, _prefix in self.regions:
-            if leading is not None:
-                if not leading.match(national):
-                    continue
-            elif not (general and self._matches(general, national)):
-                continue
-            if not (general and self._matches(general, national)):
-                return False
-            for desc in types:
-                if self._matches(desc, national):
-                    return True
-            return False
-        return False
-
-    _SEPARATORS = str.maketrans("", "", "+ ()-.")
-
-    def _fast(self, text):
-        if not self.code or not self.regions:
-            return None
-        if text.isascii() and text.isdigit():
-            digits = text
-        elif self._SHAPE.fullmatch(text):
-            digits = text.translate(self._SEPARATORS)
-        else:
-            return None
-        if not digits.startswith(self.code) or len(digits) <= 10:
-            return None
-        national = digits[len(self.code) :]
-        if national.startswith("0"):
-            return None
-        for _leading, _general, _types, prefix in self.regions:
-            if prefix is not None and prefix.match(national):
-                return None  # a national prefix phonenumbers might strip: let it decide
-        return digits if self._valid(national) else False
-
-    def normalise(self, raw):
-        text = str(raw or "").strip()
-        fast = self._fast(text)
-        if fast:
-            return fast
-        return phones.normalise(text, self.region)
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -609,7 +506,7 @@ def guess_mapping(table, has_header):
     if any(mapping):
         return mapping
     sample = [cells for _n, cells in table.rows[1 if has_header else 0 :][:200]]
-    reader = PhoneReader()
+    reader = phones.Reader()
 
     def share(index, test):
         values = [c[index] for c in sample if index < len(c) and c[index]]
@@ -714,7 +611,7 @@ def _check(job, rows, mapping, has_header):
     """Parse and check every row, then store them in the draft's chunks with the totals."""
     program = job.program
     data = rows[1:] if has_header else rows
-    reader = PhoneReader()
+    reader = phones.Reader()
     first_phone, first_number, seen_cards = {}, {}, {}
     totals = dict.fromkeys(("rows", NEW, SET, TOPPED, SAME, "errors"), 0)
     totals.update(opening=ZERO, added=ZERO, taken=ZERO)

@@ -228,6 +228,19 @@ def test_every_row_is_checked_and_errors_name_row_column_and_reason(program, exi
     assert (totals["errors"], totals[imports.NEW]) == (8, 1)
 
 
+def test_a_phone_with_letters_or_an_extension_issues_no_card(program):
+    job = run(program, HEADER + "+7 912 ABC-68-62\t\t100\t\n+7 916 000-00-35;10\t\t5\t\n")
+    errors = {n: (column, value, reason) for n, column, value, reason in imports.error_list(job)}
+    assert errors[2] == (
+        "A (Телефон)",
+        "+7 912 ABC-68-62",
+        "“+7 912 ABC-68-62” has letters; write the phone in digits.",
+    )
+    assert errors[3][0] == "A (Телефон)" and "has an extension (10)" in errors[3][2]
+    assert (job.succeeded, job.failed) == (0, 2)
+    assert not Card.objects.filter(program=program).exists()
+
+
 def test_two_rows_for_the_same_card_the_second_is_an_error(program, existing):
     job = draft(program, HEADER + "79123456701\t\t5\t\n\t4000000000006\t5\t\n")
     assert imports.error_list(job)[0][3] == "The card 4000000000006 is also in row 2."

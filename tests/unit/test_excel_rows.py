@@ -102,7 +102,7 @@ def test_mapping_errors():
 
 
 def parse(cells, mapping=(imports.PHONE, imports.NUMBER, imports.TOPUP, imports.BALANCE)):
-    return imports.parse_row(2, tuple(cells), list(mapping), imports.PhoneReader("RU"))
+    return imports.parse_row(2, tuple(cells), list(mapping), phones.Reader("RU"))
 
 
 def test_a_row_is_read_by_the_mapping():
@@ -162,7 +162,7 @@ def _fast(reader, text):
 
 @pytest.mark.parametrize("region", ["RU", "KZ", "GB", "US", "DE"])
 def test_phone_reader_matches_phones_normalise(region):
-    reader = imports.PhoneReader(region)
+    reader = phones.Reader(region)
     code = reader.code
     generator = random.Random(region)
     samples = []
@@ -179,7 +179,22 @@ def test_phone_reader_matches_phones_normalise(region):
 
 
 def test_phone_reader_takes_the_fast_path_for_canonical_phones(monkeypatch):
-    reader = imports.PhoneReader("RU")
+    reader = phones.Reader("RU")
     monkeypatch.setattr(phones, "normalise", lambda *a, **k: pytest.fail("slow path taken"))
     assert reader.normalise("79123456789") == "79123456789"
     assert reader.normalise("+7 912 345-67-89") == "79123456789"
+
+
+@pytest.mark.parametrize(
+    "phone, reason",
+    [
+        ("+7 912 ABC-68-62", "has letters"),
+        ("+7 916 000-00-35;10", "has an extension (10)"),
+        ("+7 916 000-00-35 доб. 12", "has an extension (12)"),
+    ],
+)
+def test_a_phone_with_letters_or_an_extension_is_an_error_of_the_phone_column(phone, reason):
+    row = parse([phone, "", "100", ""])
+    assert row.phone == ""
+    assert [role for role, _message in row.errors] == [imports.PHONE]
+    assert reason in row.errors[0][1]
