@@ -198,3 +198,13 @@ def test_a_phone_with_letters_or_an_extension_is_an_error_of_the_phone_column(ph
     assert row.phone == ""
     assert [role for role, _message in row.errors] == [imports.PHONE]
     assert reason in row.errors[0][1]
+
+
+def test_a_nul_anywhere_in_a_csv_is_refused_with_its_line():
+    lines = ["79123456789;100\n"] * 500 + ["79123456780;1\x0000\n"]
+    data = "".join(lines).encode()
+    assert data.index(b"\x00") > 4096  # past the part read to tell text from binary
+    with pytest.raises(excel.SpreadsheetError, match="Line 501 holds a NUL character"):
+        excel.read_file(data, "cards.csv")
+    with pytest.raises(excel.SpreadsheetError, match="Line 2 holds a NUL character"):
+        excel.read_pasted("79123456789\t100\n\x00\n")
