@@ -43,6 +43,7 @@ Job = get_model("oscar_loyalty", "Job")
 JobChunk = get_model("oscar_loyalty", "JobChunk")
 Transfer = get_model("oscar_loyalty", "Transfer")
 Account = get_model("oscar_loyalty", "Account")
+Program = get_model("oscar_loyalty", "Program")
 
 PHONE, NUMBER, TOPUP, BALANCE = "phone", "number", "topup", "balance"
 ROLES = (PHONE, NUMBER, TOPUP, BALANCE)
@@ -198,7 +199,7 @@ class Row:
         topup, balance = self.topup, self.balance
         return [
             self.n,
-            self.cells,
+            list(self.cells),
             self.phone,
             self.number,
             None if topup is None else str(topup),
@@ -606,10 +607,15 @@ def recheck(job, mapping, has_header):
     _check(job, table_rows(job), mapping, has_header)
 
 
-@jobs.cycle_collector_paused()
 def _check(job, rows, mapping, has_header):
     """Parse and check every row, then store them in the draft's chunks with the totals."""
-    program = job.program
+    items, totals = _classified(job.program, rows, mapping, has_header)
+    return _store(job, items, totals, mapping, has_header)
+
+
+@jobs.cycle_collector_paused()
+def _classified(program, rows, mapping, has_header):
+    """``(items, totals)``: every row parsed and checked against the database, as stored."""
     data = rows[1:] if has_header else rows
     reader = phones.Reader()
     first_phone, first_number, seen_cards = {}, {}, {}
@@ -638,11 +644,17 @@ def _check(job, rows, mapping, has_header):
                 else:
                     totals["taken"] -= row.diff
             items.append(row.item())
+    return items, {k: str(v) for k, v in totals.items()}
+
+
+def _store(job, items, totals, mapping, has_header):
+    """Save checked rows into the draft's chunks, with the totals and a new check token."""
+    size = conf.import_chunk_size
     params = dict(job.params)
     params.update(
         mapping=list(mapping),
         header=bool(has_header),
-        totals={k: str(v) for k, v in totals.items()},
+        totals=totals,
         checked=timezone.now().isoformat(),
     )
     with transaction.atomic():
@@ -711,26 +723,70 @@ def preview_rows(job, limit=20):
 
 
 def previous_imports(job):
-    """Finished imports of the same table into the same programme (top-ups would repeat)."""
+    """Imports of the same table into the same programme, started (running or waiting for a
+    worker) or finished: importing it again would repeat their top-ups."""
     return (
-        Job.objects.filter(kind=Job.IMPORT, program=job.program, status=Job.DONE)
+        Job.objects.filter(
+            kind=Job.IMPORT, program=job.program, status__in=[Job.NEW, Job.RUNNING, Job.DONE]
+        )
         .filter(params__digest=job.params.get("digest"))
+        .exclude(params__has_key="draft")
         .exclude(pk=job.pk)
         .order_by("-created")
     )
 
 
-def start(job):
-    """Turn a checked draft into a job the workers may run; the caller then queues it."""
+class ImportRepeated(LoyaltyError):
+    """The same table was started or finished meanwhile; confirm with ``again`` to repeat it."""
+
+
+class PreviewChanged(LoyaltyError):
+    """What the rows do changed since the preview; the draft now holds the new check."""
+
+
+def start(job, again=False):
+    """Turn a checked draft into a job the workers may run; the caller then queues it.
+
+    Confirmations of one programme take turns (a lock on its row, one that card inserts do
+    not wait for), so two managers confirming the same table cannot both miss the other.
+    Under that lock the rows are checked again against the database: when what they do
+    changed (another import issued their cards, a balance moved), the new check is saved and
+    ``PreviewChanged`` raised. The same table started or finished before raises
+    ``ImportRepeated`` unless ``again``. Either way the job stays a draft that nothing runs.
+    """
     with transaction.atomic():
+        list(Program.objects.select_for_update(no_key=True).filter(pk=job.program_id))
         job = Job.objects.select_for_update().get(pk=job.pk)
         if not is_draft(job):
             raise LoyaltyError(_("This import has already been started."))
-        params = dict(job.params)
-        params.pop("draft")
-        job.params = params
-        job.created = timezone.now()
-        job.save(update_fields=["params", "created"])
+        mapping, header = job.params["mapping"], job.params["header"]
+        with translation.override(job.params.get("language") or None):
+            items, totals = _classified(job.program, table_rows(job), mapping, header)
+        changed = items != [list(item) for item in iter_items(job)]
+        earlier = None if again else previous_imports(job).first()
+        if changed:
+            _store(job, items, totals, mapping, header)
+        elif earlier is None:
+            params = dict(job.params)
+            params.pop("draft")
+            job.params = params
+            job.created = timezone.now()
+            job.save(update_fields=["params", "created"])
+    if changed:
+        raise PreviewChanged(
+            _(
+                "The cards changed since the table was checked; the preview now shows what "
+                "each row will do. Look at it and confirm again."
+            )
+        )
+    if earlier is not None:
+        raise ImportRepeated(
+            _(
+                "This same table was imported as import #%(job)s; importing it again adds "
+                "its top-ups again. Tick “Import it again” if that is what you want."
+            )
+            % {"job": earlier.pk}
+        )
     return job
 
 

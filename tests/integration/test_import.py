@@ -25,8 +25,11 @@ def draft(program, text, by=None):
     return imports.create_draft(excel.read_pasted(text), program, by=by)
 
 
-def apply(job):
-    job = imports.start(job)
+def apply(job, again=False):
+    return run_chunks(imports.start(job, again=again))
+
+
+def run_chunks(job):
     for chunk_id in jobs.pending_chunks(job):
         jobs.run_chunk(chunk_id)
     job.refresh_from_db()
@@ -168,11 +171,11 @@ def test_a_top_up_below_zero_is_an_error_row_and_changes_nothing(program, existi
     assert balance(existing) == D("200")
 
 
-def test_a_card_that_spent_its_points_after_the_preview_is_not_overdrawn(program, existing):
-    job = draft(program, HEADER + "79123456701\t\t-150\t\n")
+def test_a_card_that_spent_its_points_after_the_confirmation_is_not_overdrawn(program, existing):
+    job = imports.start(draft(program, HEADER + "79123456701\t\t-150\t\n"))
     assert imports.totals(job)[imports.TOPPED] == 1
     ledger.debit_card(existing, D("100"), "test:spend")  # the customer pays meanwhile
-    job = apply(job)
+    job = run_chunks(job)
     assert job.failed == 1
     assert "below zero: it has 100" in reasons(job)[2]
     assert balance(existing) == D("100")
@@ -287,6 +290,40 @@ def test_the_same_table_imported_again_is_flagged(program):
     first = run(program, text)
     second = draft(program, text)
     assert list(imports.previous_imports(second)) == [first]
+
+
+def test_two_drafts_of_one_table_the_second_is_refused_until_imported_again(program):
+    text = HEADER + "79123456701\t\t100\t\n"
+    first, second = draft(program, text), draft(program, text)
+    assert list(imports.previous_imports(second)) == []  # drafts are not imports yet
+    started = imports.start(first)
+    assert list(imports.previous_imports(second)) == [started]  # running counts, not only done
+    with pytest.raises(imports.ImportRepeated, match=f"imported as import #{first.pk}"):
+        imports.start(second)
+    second.refresh_from_db()
+    assert imports.is_draft(second)  # refused: nothing started, nothing to resume later
+    assert second not in jobs.stalled_jobs(minutes=-1)
+    assert jobs.run_chunk(jobs.pending_chunks(second)[0]) is False
+    assert run_chunks(started).succeeded == 1
+    assert balance(card_of(program, "79123456701")) == D("100")
+
+
+def test_a_draft_checked_before_another_import_is_checked_again_at_confirmation(program):
+    text = HEADER + "79123456701\t\t100\t\n"
+    first, second = draft(program, text), draft(program, text)
+    assert imports.preview_rows(second)[0].action == imports.NEW
+    apply(first)  # issues the card with 100 points
+    with pytest.raises(imports.PreviewChanged):
+        imports.start(second, again=True)
+    second.refresh_from_db()
+    assert imports.is_draft(second)
+    row = imports.preview_rows(second)[0]
+    assert (row.action, row.diff) == (imports.TOPPED, "100.00")  # no longer a "new card"
+    assert imports.totals(second)[imports.TOPPED] == 1
+    with pytest.raises(imports.ImportRepeated):
+        imports.start(second)
+    job = apply(second, again=True)  # confirmed: "import it again"
+    assert job.status == Job.DONE and balance(card_of(program, "79123456701")) == D("200")
 
 
 # --- applying: jobs and idempotency ----------------------------------------------------------
