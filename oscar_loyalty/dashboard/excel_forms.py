@@ -123,9 +123,15 @@ class MappingForm(forms.Form):
 
 
 class ConfirmForm(forms.Form):
-    """Step 3: apply what the preview showed (the token is the time of that check)."""
+    """Step 3: apply what the preview showed (the token is the time of that check); a table
+    imported before needs "Import it again" ticked."""
 
     checked = forms.CharField(widget=forms.HiddenInput)
+    again = forms.BooleanField(
+        label=_("Import it again"),
+        required=False,
+        help_text=_("The same table was imported before: its top-ups are added once more."),
+    )
 
     def __init__(self, *args, job, **kwargs):
         self.job = job

@@ -308,7 +308,10 @@ class ImportPreviewView(SingleObjectMixin, TemplateView):
                     messages.error(request, error)
                 return redirect("loyalty-import-preview", pk=job.pk)
             try:
-                job = imports.start(job)
+                job = imports.start(job, again=form.cleaned_data["again"])
+            except (imports.ImportRepeated, imports.PreviewChanged) as exc:
+                messages.error(request, str(exc))  # still a draft: its preview says why
+                return redirect("loyalty-import-preview", pk=job.pk)
             except LoyaltyError as exc:
                 messages.error(request, str(exc))
                 return redirect("loyalty-import-job", pk=job.pk)

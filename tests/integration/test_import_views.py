@@ -102,6 +102,41 @@ def test_changing_the_columns_checks_again(client_m, program):
     assert "is chosen for more than one column" in response.content.decode()
 
 
+def test_two_managers_confirming_one_table_the_second_must_say_import_it_again(
+    client_m, program, django_capture_on_commit_callbacks
+):
+    text = HEADER + "79123456701\t\t100\t\n"
+    upload(client_m, program, text=text)
+    first = latest_job()
+    upload(client_m, program, text=text)
+    second = latest_job()
+    with django_capture_on_commit_callbacks(execute=True):
+        client_m.post(
+            reverse("loyalty-import-preview", args=[first.pk]),
+            {"apply": "1", "checked": first.params["checked"]},
+        )
+    url = reverse("loyalty-import-preview", args=[second.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_m.post(url, {"apply": "1", "checked": second.params["checked"]})
+    assert response.url == url  # back to its preview, still a draft
+    second.refresh_from_db()
+    assert imports.is_draft(second)
+    card = Card.objects.get(phone="79123456701")
+    assert ledger.balance(card.account) == D("100")  # not doubled
+    page = client_m.get(url).content.decode()
+    assert "The cards changed since the table was checked" in page
+    assert f"import #{first.pk}" in page and "Import it again" in page
+    assert "Balance 100.00 → 200.00" in page  # the row is now a top-up, and says so
+
+    confirm = {"apply": "1", "checked": second.params["checked"]}
+    response = client_m.post(url, confirm)
+    assert "imported as import #" in client_m.get(response.url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_m.post(url, {**confirm, "again": "on"})
+    assert response.url == reverse("loyalty-import-job", args=[second.pk])
+    assert ledger.balance(card.account) == D("200")
+
+
 def test_a_confirmation_of_an_older_check_is_refused(client_m, program):
     upload(client_m, program, text=HEADER + "79123456701\t\t\t10\n")
     job = latest_job()
