@@ -457,12 +457,14 @@ def classify(row, known, seen_cards=None):
     base = row.balance if row.balance else card.balance
     target = base + topup
     if target < 0:
-        return _fail(
-            row,
-            TOPUP,
-            _("The top-up %(topup)s would take the card below zero: it has %(balance)s.")
-            % {"topup": topup, "balance": base},
-        )
+        if row.balance:
+            message = _(
+                "The top-up %(topup)s would take the actual balance %(balance)s from the file "
+                "below zero."
+            )
+        else:
+            message = _("The top-up %(topup)s would take the card below zero: it has %(balance)s.")
+        return _fail(row, TOPUP, message % {"topup": topup, "balance": base})
     row.card, row.diff = card, target - card.balance
     if not row.diff:
         row.action = SAME
@@ -913,7 +915,9 @@ def _apply_rows(job, items):
     for row in rows:
         if row.errors:
             failures.append({"item": row.n, "reason": " ".join(m for _r, m in row.errors)})
-    todo = [r for r in rows if not r.errors]
+    # Rows that change nothing are neither applied nor skipped: the job page counts them
+    # as unchanged (done − applied − skipped).
+    todo = [r for r in rows if not r.errors and r.action != SAME]
     try:
         with transaction.atomic():
             _apply_bulk(job, todo)
@@ -1137,7 +1141,8 @@ def _undo_rows(job, numbers):
     The usual rows (the card still holds the imported points, or the import took points) are
     reversed in a few statements; a credit that partly repaid a debt goes through the
     ledger's take-back, which records that debt again; a card that spent the points is
-    refused. Rows reversed before (a redelivered chunk) count as done.
+    refused. It counts the rows it reversed; rows with nothing to reverse (unchanged,
+    skipped by the import, or reversed by an earlier undo) are neither reversed nor refused.
     """
     _prepare_chunk_transaction()
     original = Job.objects.get(pk=job.params["undo_of"])
@@ -1180,15 +1185,17 @@ def _undo_rows(job, numbers):
                 description=_("Import cancelled by the shop"),
                 created_by_id=job.created_by_id,
             )
+        reversed_rows = len(legs)
     except IntegrityError:  # reversed meanwhile by someone else: row by row, each replays
-        slow, failures = list(todo), []
+        slow, failures, reversed_rows = list(todo), [], 0
     for n in slow:
         try:
             with transaction.atomic():
                 _undo_one(job, original, n, *todo[n])
+            reversed_rows += 1
         except (LoyaltyError, IntegrityError) as exc:
             failures.append({"item": n, "reason": str(exc)})
-    return len(numbers) - len(failures), failures
+    return reversed_rows, failures
 
 
 def _undo_one(job, original, n, transfer, repaid):

@@ -351,6 +351,8 @@ class ImportJobView(DetailView):
         context.update(
             finished=finished,
             totals=imports.totals(job),
+            # rows that changed nothing (an unchanged balance, nothing left to reverse)
+            unchanged=max(job.done - job.succeeded - job.failed, 0),
             original=original,
             undos=list(imports.undo_jobs(job).order_by("-created")) if not original else [],
             can_undo=imports.can_undo(job),

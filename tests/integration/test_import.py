@@ -171,6 +171,14 @@ def test_a_top_up_below_zero_is_an_error_row_and_changes_nothing(program, existi
     assert balance(existing) == D("200")
 
 
+def test_below_zero_with_an_actual_balance_says_the_balance_came_from_the_file(program, existing):
+    ledger.credit_card(existing, D("1800"), "test:more", kind=Transfer.ADJUST)  # it has 2000
+    job = draft(program, HEADER + "79123456701\t\t-600\t500\n")
+    assert imports.error_list(job)[0][3] == (
+        "The top-up -600.00 would take the actual balance 500.00 from the file below zero."
+    )
+
+
 def test_a_card_that_spent_its_points_after_the_confirmation_is_not_overdrawn(program, existing):
     job = imports.start(draft(program, HEADER + "79123456701\t\t-150\t\n"))
     assert imports.totals(job)[imports.TOPPED] == 1
@@ -387,6 +395,11 @@ def test_many_rows_go_through_several_chunks(program, settings):
     assert ledger.balance(card_of(program, "79123400030").account) == D("30")
 
 
+def test_counts_say_how_many_rows_changed_a_card_and_how_many_changed_nothing(program, existing):
+    job = run(program, HEADER + "79123456701\t\t\t200\n79123456702\t\t\t7\nabc\t\t\t\n")
+    assert (job.done, job.succeeded, job.failed) == (3, 1, 1)  # row 2 is unchanged
+
+
 # --- undo ------------------------------------------------------------------------------------
 
 
@@ -414,6 +427,22 @@ def test_undo_reverses_a_whole_import(program, existing):
     assert reversal.kind == Transfer.REVERSE and reversal.reverses.key == f"import:{job.pk}:row:2"
 
 
+def test_an_undo_counts_only_the_rows_it_reversed(program, existing):
+    other = cards.issue_card(program, phone="79123456704")
+    ledger.credit_card(other, D("50"), "test:other", kind=Transfer.ADJUST)
+    lines = [
+        "79123456701\t\t10\t",
+        "79123456702\t\t\t",
+        "79123456703\t\t\t0",
+        "79123456704\t\t\t50",
+    ]
+    job = run(program, HEADER + "\n".join(lines) + "\n")
+    assert (job.done, job.succeeded, job.failed) == (4, 3, 0)  # two empty new cards, one same
+    undo_job = undo(job)
+    assert (undo_job.done, undo_job.succeeded, undo_job.failed) == (4, 1, 0)
+    assert balance(existing) == D("200")
+
+
 def test_undo_gives_back_what_the_import_took(program, existing):
     job = run(program, HEADER + "79123456701\t\t-150\t\n")
     undo(job)
@@ -436,7 +465,7 @@ def test_undo_refuses_a_card_that_spent_the_points_and_undoes_the_rest(program, 
     # once the card has the points again, undoing again reverses the rest only
     ledger.credit_card(existing, D("250"), "test:earn")
     second = undo(job)
-    assert (second.succeeded, second.failed) == (2, 0)
+    assert (second.succeeded, second.failed) == (1, 0)  # row 3 was reversed by the first undo
     assert balance(existing) == D("0")
     job.refresh_from_db()
     assert job.status == Job.UNDONE

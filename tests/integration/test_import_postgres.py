@@ -71,7 +71,7 @@ def test_thousands_of_rows_of_every_kind_in_a_few_statements(program, settings):
     lines += [f"7912400{n:04d}\t\t{n % 7}\t{n}\n" for n in range(2000)]  # new cards
     job = apply(draft(program, HEADER + "".join(lines)))
     assert (job.status, job.failed) == (Job.DONE, 0)
-    assert job.succeeded == 2300
+    assert job.succeeded == 2295  # five rows change nothing (99 → 100 set, four "-0" top-ups)
     assert Card.objects.filter(program=program).count() == 2300
     by_phone = dict(Card.objects.values_list("phone", "account__balance"))
     assert by_phone["79123000001"] == D("2")
