@@ -498,7 +498,8 @@ def guess_header(table):
 
 
 def guess_mapping(table, has_header):
-    """A role (or ``""``) per column: from the header words, else from what the cells hold."""
+    """A role (or ``""``) per column: from the header words, then, for the columns and roles
+    the header left open, from what the cells hold."""
     width = table.width
     mapping = [""] * width
     if has_header:
@@ -506,8 +507,6 @@ def guess_mapping(table, has_header):
             role = role_of_header(cell)
             if role and role not in mapping:
                 mapping[index] = role
-    if any(mapping):
-        return mapping
     sample = [cells for _n, cells in table.rows[1 if has_header else 0 :][:200]]
     reader = phones.Reader()
 
@@ -537,16 +536,16 @@ def guess_mapping(table, has_header):
         except AmountError:
             return False
 
-    scores = [(share(i, is_phone), i) for i in range(width)]
-    best, index = max(scores, default=(0, None))
-    if best >= 0.5:
-        mapping[index] = PHONE
-    scores = [(share(i, is_number), i) for i in range(width) if not mapping[i]]
-    best, index = max(scores, default=(0, None))
-    if best >= 0.5:
-        mapping[index] = NUMBER
+    for role, test in ((PHONE, is_phone), (NUMBER, is_number)):
+        if role in mapping:
+            continue
+        scores = [(share(i, test), i) for i in range(width) if not mapping[i]]
+        best, index = max(scores, default=(0, None))
+        if best >= 0.5:
+            mapping[index] = role
     amounts = [i for i in range(width) if not mapping[i] and share(i, is_amount) >= 0.8]
-    for role, index in zip((TOPUP, BALANCE), amounts, strict=False):
+    open_roles = [role for role in (TOPUP, BALANCE) if role not in mapping]
+    for role, index in zip(open_roles, amounts, strict=False):
         mapping[index] = role
     return mapping
 

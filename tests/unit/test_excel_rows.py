@@ -90,6 +90,14 @@ def test_mapping_is_guessed_from_the_cells_without_a_header():
     assert mapping == [imports.TOPUP, imports.PHONE, imports.NUMBER, imports.BALANCE]
 
 
+def test_columns_the_header_does_not_name_are_guessed_from_their_cells():
+    t = table(
+        "Контакт\tКлиент\tАктуальный баланс\tБонусы за март\n"
+        "79123456789\tОльга\t500\t20\n8 912 345-67-90\tИван\t10\t\n"
+    )
+    assert imports.guess_mapping(t, True) == [imports.PHONE, "", imports.BALANCE, imports.TOPUP]
+
+
 def test_a_header_of_unknown_words_is_still_a_header():
     t = table("Клиент\tДеньги\n79123456789\t5\n")
     assert imports.guess_header(t)
