@@ -7,6 +7,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from oscar.core.loading import get_model
 
@@ -165,6 +166,37 @@ def test_a_file_too_large_is_refused_on_the_form(client_m, program, settings):
     settings.OSCAR_LOYALTY_IMPORT_MAX_FILE_BYTES = 100
     response = upload(client_m, program, b"7" * 200, "cards.csv")
     assert "larger than 0 MB" in response.content.decode()
+
+
+def test_pasted_text_is_limited_by_the_bytes_the_browser_sends(client_m, program, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 20_000
+    page = client_m.get(reverse("loyalty-import"))
+    limit = page.context["paste_limit"]
+    assert f'data-paste-limit="{limit}"' in page.content.decode()
+    assert 18_000 < limit < 20_000  # room for the form's other fields
+    line = "79123456701\t\t\t10\t" + "comment " * 10 + "\r\n"  # as sent: CRLF line ends
+    text = line * (limit // len(line) + 1)
+    assert len(text.replace("\r\n", "\n")) < limit < len(text) < 20_000 - 200
+    response = upload(client_m, program, text=text)
+    assert response.status_code == 200
+    assert "too much text to paste (at most 18 KB)" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_paste_larger_than_django_accepts_is_refused_with_a_message(program, manager, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 20_000
+    client = logged_in(Client(enforce_csrf_checks=True), manager)
+    client.get(reverse("loyalty-import"))
+    token = client.cookies["csrftoken"].value
+    payload = {"program": program.pk, "csrfmiddlewaretoken": token}
+    response = client.post(reverse("loyalty-import"), {**payload, "text": "7\t1\r\n" * 5000})
+    assert response.status_code == 413
+    assert "too much text to paste" in response.content.decode()
+    assert not Job.objects.exists()
+    # a form of the usual size still needs its CSRF token
+    small = {"program": program.pk, "text": HEADER + "79123456701\t\t\t10\n"}
+    assert client.post(reverse("loyalty-import"), small).status_code == 403
+    assert client.post(reverse("loyalty-import"), {**small, **payload}).status_code == 302
 
 
 def test_nothing_to_read_is_refused(client_m, program):
