@@ -138,6 +138,22 @@ def test_two_managers_confirming_one_table_the_second_must_say_import_it_again(
     assert ledger.balance(card.account) == D("200")
 
 
+def test_the_job_page_counts_applied_unchanged_and_skipped_rows(
+    client_m, program, django_capture_on_commit_callbacks
+):
+    card = cards.issue_card(program, phone="79123456701")
+    ledger.credit_card(card, D("50"), "test:opening", kind="adjust")
+    upload(client_m, program, text=HEADER + "79123456701\t\t\t50\n79123456702\t\t\t5\nabc\t\t\t\n")
+    job = latest_job()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_m.post(
+            reverse("loyalty-import-preview", args=[job.pk]),
+            {"apply": "1", "checked": job.params["checked"]},
+        )
+    page = client_m.get(response.url).content.decode()
+    assert "1 applied" in page and "1 unchanged" in page and "1 skipped" in page
+
+
 def test_a_confirmation_of_an_older_check_is_refused(client_m, program):
     upload(client_m, program, text=HEADER + "79123456701\t\t\t10\n")
     job = latest_job()
