@@ -595,10 +595,11 @@ def create_draft(table, program, by=None, language=None):
     return job
 
 
-def table_rows(job):
-    """Every row of a draft, the first one included, as ``(n, cells)``."""
+def table_rows(job, items=None):
+    """Every row of a draft (its stored ``items`` when the caller has read them), the first
+    one included, as ``(n, cells)``."""
     rows = [] if not job.params.get("header") else [(job.params["first_n"], job.params["first"])]
-    rows.extend((item.n, tuple(item.cells)) for item in iter_items(job))
+    rows.extend((item.n, tuple(item.cells)) for item in items or iter_items(job))
     rows.sort()
     return rows
 
@@ -761,9 +762,10 @@ def start(job, again=False):
         if not is_draft(job):
             raise LoyaltyError(_("This import has already been started."))
         mapping, header = job.params["mapping"], job.params["header"]
+        stored = list(iter_items(job))
         with translation.override(job.params.get("language") or None):
-            items, totals = _classified(job.program, table_rows(job), mapping, header)
-        changed = items != [list(item) for item in iter_items(job)]
+            items, totals = _classified(job.program, table_rows(job, stored), mapping, header)
+        changed = items != [list(item) for item in stored]
         earlier = None if again else previous_imports(job).first()
         if changed:
             _store(job, items, totals, mapping, header)
