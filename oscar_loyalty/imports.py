@@ -746,15 +746,24 @@ class PreviewChanged(LoyaltyError):
     """What the rows do changed since the preview; the draft now holds the new check."""
 
 
+def _outcome(item):
+    """What a stored row does, for telling whether a check again changed it: its card and
+    action, or that it is skipped. Not the amount: a balance that moved does not change what
+    "set to" or "add" means, and the chunk applies it to the balance it then finds."""
+    n, _cells, _phone, _number, _topup, _balance, errors, action, _diff, card_id = item
+    return n, bool(errors), action, card_id
+
+
 def start(job, again=False):
     """Turn a checked draft into a job the workers may run; the caller then queues it.
 
     Confirmations of one programme take turns (a lock on its row, one that card inserts do
     not wait for), so two managers confirming the same table cannot both miss the other.
-    Under that lock the rows are checked again against the database: when what they do
-    changed (another import issued their cards, a balance moved), the new check is saved and
-    ``PreviewChanged`` raised. The same table started or finished before raises
-    ``ImportRepeated`` unless ``again``. Either way the job stays a draft that nothing runs.
+    Under that lock the rows are checked again against the database: when what one does
+    changed (another import issued its card, a row became an error or stopped being one),
+    the new check is saved and ``PreviewChanged`` raised. The same table started or
+    finished before raises ``ImportRepeated`` unless ``again``. Either way the job stays a
+    draft that nothing runs.
     """
     with transaction.atomic():
         list(Program.objects.select_for_update(no_key=True).filter(pk=job.program_id))
@@ -765,7 +774,7 @@ def start(job, again=False):
         stored = list(iter_items(job))
         with translation.override(job.params.get("language") or None):
             items, totals = _classified(job.program, table_rows(job, stored), mapping, header)
-        changed = items != [list(item) for item in stored]
+        changed = list(map(_outcome, items)) != list(map(_outcome, stored))
         earlier = None if again else previous_imports(job).first()
         if changed:
             _store(job, items, totals, mapping, header)

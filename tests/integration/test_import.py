@@ -179,6 +179,22 @@ def test_below_zero_with_an_actual_balance_says_the_balance_came_from_the_file(p
     )
 
 
+def test_points_earned_between_check_and_confirmation_do_not_stop_it(program, existing):
+    job = draft(program, HEADER + "79123456701\t\t\t500\n")
+    ledger.credit_card(existing, D("7"), "test:earned", kind=Transfer.ADJUST)  # an order
+    job = apply(job)
+    assert balance(existing) == D("500")  # set to what the file says
+
+
+def test_a_row_that_became_an_error_since_the_check_asks_for_a_new_look(program, existing):
+    job = draft(program, HEADER + "79123456701\t\t-150\t\n")
+    ledger.debit_card(existing, D("100"), "test:spend")
+    with pytest.raises(imports.PreviewChanged):
+        imports.start(job)
+    job.refresh_from_db()
+    assert imports.totals(job)["errors"] == 1 and imports.is_draft(job)
+
+
 def test_a_card_that_spent_its_points_after_the_confirmation_is_not_overdrawn(program, existing):
     job = imports.start(draft(program, HEADER + "79123456701\t\t-150\t\n"))
     assert imports.totals(job)[imports.TOPPED] == 1
