@@ -328,6 +328,13 @@ def _delimiter(sample, pasted):
 
 
 def _read_text(text, source, pasted=False):
+    # A NUL deep in a .csv passes the binary check above; the database refuses it in JSON.
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise SpreadsheetError(
+            _("Line %(line)s holds a NUL character; save the table again as .xlsx or .csv.")
+            % {"line": text.count("\n", 0, nul) + 1}
+        )
     sample = "\n".join(text.splitlines()[:20])
     delimiter = _delimiter(sample, pasted)
     collector = _Collector(source)
