@@ -256,12 +256,6 @@ class CardGradeForm(forms.Form):
         ),
     )
     reason = forms.CharField(max_length=255, label=_("Internal reason (staff only)"))
-    message = forms.CharField(
-        max_length=255,
-        required=False,
-        label=_("Message to the customer (optional)"),
-        help_text=_("Shown on the customer's pages instead of the reason."),
-    )
 
     def __init__(self, *args, card, **kwargs):
         super().__init__(*args, **kwargs)
