@@ -12,6 +12,7 @@ from oscar_loyalty.exceptions import CardExists, CardNumberInvalid, LoyaltyError
 Card = get_model("oscar_loyalty", "Card")
 Program = get_model("oscar_loyalty", "Program")
 StatusChange = get_model("oscar_loyalty", "StatusChange")
+Transfer = get_model("oscar_loyalty", "Transfer")
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -189,6 +190,27 @@ def unblock(card, reason="", by=None):
 def close(card, reason="", by=None):
     """Close for good: the card and its history stay, it never earns or spends again."""
     return _change_status(card, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by)
+
+
+# --- manual adjustments --------------------------------------------------------------------
+
+
+def adjust(card, amount, key, *, by=None, description="", note=""):
+    """A manager's correction of ``card``'s balance: ``amount`` points in, or out if negative.
+
+    A new transfer of kind "adjust" against the programme's "issued" account, never an edit
+    of an old one; returns it. Blocked cards take adjustments (a manager may still correct
+    them), closed ones refuse them; a debit never takes the balance below zero. Raises
+    ``InvalidAmount``, ``InsufficientPoints``, ``CardUnavailable`` or ``KeyConflict`` (the
+    key was used for another adjustment).
+    """
+    text = str(amount).strip()
+    points = ledger.to_amount(text.removeprefix("-"))
+    details = {"kind": Transfer.ADJUST, "check": ledger.OPEN, "created_by": by}
+    details.update(description=description, note=note)
+    if text.startswith("-"):
+        return ledger.debit_card(card, points, key, to=ledger.ISSUED, **details)
+    return ledger.credit_card(card, points, key, **details)
 
 
 def cards_of(user):

@@ -11,6 +11,17 @@ class InvalidAmount(LoyaltyError):
     pass
 
 
+class ReversalTooLarge(InvalidAmount):
+    """A reversal asked for more than its transfer has left after the earlier reversals."""
+
+    def __init__(self, transfer, left):
+        self.transfer, self.left = transfer, left
+        super().__init__(
+            _("Only %(left)s of the %(amount)s points of %(key)s are left to reverse.")
+            % {"left": left, "amount": transfer.amount, "key": transfer.key}
+        )
+
+
 class InsufficientPoints(LoyaltyError):
     def __init__(self, available, wanted):
         self.available, self.wanted = available, wanted

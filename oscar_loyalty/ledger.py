@@ -14,8 +14,19 @@ so that a key found recorded (its INSERT fails) can still be replayed there. ``h
 under the order's hold row): a recorded key then raises ``IntegrityError``, the caller's
 transaction rolls back whole, and the caller asks again with the default, which replays.
 
-Amounts are ``Decimal`` with two places; anything finer is refused rather than rounded here
-(callers round on purpose, e.g. ``earning`` rounds down to the programme's step).
+A replay is compared leg by leg: kind, debit and credit accounts, card and the transfer
+reversed, and the legs' amounts must add up to the amount asked. A transfer is never reversed
+for more than is left of it.
+
+Amounts are ``Decimal`` with two places that the amount column holds; anything finer is
+refused rather than rounded here (callers round on purpose, e.g. ``earning`` rounds down to
+the programme's step), and so is anything larger than the column's digits.
+
+A card's status is checked by the database in the statement that moves its points (the
+conditional UPDATE of its account), never on the caller's card object, which may be stale.
+``check`` says what an operation needs: ``USABLE`` (earning, spending, holding: an active,
+participating card), ``OPEN`` (a manager's adjustment: any card but a closed one) or ``None``
+(refunds, releases, captures and take-backs, which never depend on the card's state).
 """
 
 from decimal import Decimal, InvalidOperation
@@ -31,13 +42,21 @@ from oscar_loyalty.exceptions import (
     InsufficientPoints,
     InvalidAmount,
     KeyConflict,
+    ReversalTooLarge,
 )
 
 Account = get_model("oscar_loyalty", "Account")
 Transfer = get_model("oscar_loyalty", "Transfer")
 
 ZERO = Decimal("0.00")
-CENT = Decimal("0.01")
+_AMOUNT = Transfer._meta.get_field("amount")
+CENT = Decimal(1).scaleb(-_AMOUNT.decimal_places)  # 0.01
+# The first amount the column cannot hold: 10 ** 12 for 14 digits with two decimal places.
+TOO_LARGE = Decimal(10) ** (_AMOUNT.max_digits - _AMOUNT.decimal_places)
+
+# What an operation needs of the card's status (``check=``); see the module's docstring.
+USABLE = "usable"
+OPEN = "open"
 
 # System accounts of each programme: the other side of every card movement.
 ISSUED = "issued"  # points given out (earned, adjusted, imported) come from here
@@ -55,15 +74,29 @@ def clear_cache():
 
 
 def to_amount(value):
-    """Return ``value`` as a positive two-place ``Decimal`` or raise ``InvalidAmount``."""
+    """Return ``value`` as a positive two-place ``Decimal`` or raise ``InvalidAmount``.
+
+    Refused: what is not a number (``True`` included), NaN, infinities, zero and below,
+    anything of more than two decimal places (never rounded here) and anything the amount
+    column cannot hold (``TOO_LARGE`` and above).
+    """
     try:
-        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+        if isinstance(value, bool):
+            raise TypeError
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError, TypeError):
-        raise InvalidAmount(f"{value!r} is not a number") from None
+        raise InvalidAmount(gettext("“%(value)s” is not a number.") % {"value": value}) from None
     if not amount.is_finite() or amount <= 0:
-        raise InvalidAmount(f"{value} is not a positive amount")
+        raise InvalidAmount(gettext("%(value)s is not a positive amount.") % {"value": value})
+    if amount >= TOO_LARGE:
+        raise InvalidAmount(
+            gettext("%(value)s is too large: amounts stay below %(limit)s.")
+            % {"value": value, "limit": TOO_LARGE}
+        )
     if amount != amount.quantize(CENT):
-        raise InvalidAmount(f"{value} has more than two decimal places")
+        raise InvalidAmount(
+            gettext("%(value)s has more than two decimal places.") % {"value": value}
+        )
     return amount.quantize(CENT)
 
 
@@ -180,34 +213,48 @@ def _leg(key, kind, debit, credit, amount, card=None, **details):
     )
 
 
-def _same_content(recorded, kind, card, amount):
-    """Whether recorded legs are the operation asked for again (``:repay`` legs are extra)."""
-    main = [t for t in recorded if not t.key.endswith(":repay")]
-    total = sum((t.amount for t in main), ZERO)
-    card_ids = {t.card_id for t in main}
+def _shape(transfer):
+    """What a replay compares of one leg, besides the amount."""
     return (
-        total == amount
-        and {t.kind for t in main} <= {kind, Transfer.DEBT}
-        and card_ids == {card.pk if card else None}
+        transfer.kind,
+        transfer.debit_id,
+        transfer.credit_id,
+        transfer.card_id,
+        transfer.reverses_id,
     )
 
 
-def _replay(key, kind, card, amount):
-    """The legs recorded under ``key`` if the operation was done already, else ``None``."""
+def _main(legs):
+    """The legs an operation is compared by: ``:repay`` legs depend on the card's debt at the
+    time and are extra."""
+    return [leg for leg in legs if not leg.key.endswith(":repay")]
+
+
+def _replay(key, amount, shapes):
+    """The legs recorded under ``key`` if this operation was done already, else ``None``.
+
+    Raises ``KeyConflict`` unless every main leg recorded has one of ``shapes()`` (called
+    only when the key is found) and their amounts add up to ``amount``.
+    """
     keys = [key, f"{key}:repay", f"{key}:debt"]
     recorded = list(Transfer.objects.filter(key__in=keys).order_by("id"))
-    if not recorded:
+    if not any(t.key == key for t in recorded):
         return None
-    if not _same_content(recorded, kind, card, amount):
+    main, allowed = _main(recorded), shapes()
+    if sum((t.amount for t in main), ZERO) != amount or any(
+        _shape(t) not in allowed for t in main
+    ):
         raise KeyConflict(key)
     return recorded
 
 
-def _apply(legs):
+def _apply(legs, check=None):
     """Insert ``legs`` and move cached balances, in the caller's transaction.
 
     Balances are changed with conditional UPDATEs in account order, so two operations never
     wait on each other in opposite orders and no balance leaves its allowed side of zero.
+    With ``check`` the card's points account moves (by zero, if need be) only while the card's
+    status allows it.
     """
     for leg in legs:
         leg.save(force_insert=True)
@@ -220,15 +267,47 @@ def _apply(legs):
                 accounts[account.pk] = account
     for pk in sorted(deltas):
         delta, account = deltas[pk], accounts[pk]
-        if delta and not _move_balance(account, delta):
-            available = Account.objects.values_list("balance", flat=True).get(pk=pk)
-            raise InsufficientPoints(abs(available), -delta)
+        guard = check if account.kind == Account.POINTS else None
+        if (delta or guard) and not _move_balance(account, delta, guard):
+            raise _why_not_moved(account, delta, guard)
         account.balance += delta  # keep the caller's object current
 
 
-def _move_balance(account, delta):
-    """Add ``delta`` to a card's points or debt balance unless that takes it past zero;
-    return whether it moved.
+def _refusal(card, check):
+    """Why ``card``'s status refuses an operation that needs ``check``, or ``None``."""
+    if check == USABLE:
+        return card.refusal()
+    if check == OPEN and card.status == card.CLOSED:
+        return card.refusal()
+    return None
+
+
+def _why_not_moved(account, delta, check):
+    """The error for a conditional UPDATE that moved nothing: the card's status (read now,
+    in the operation's transaction), else its balance."""
+    Card = get_model("oscar_loyalty", "Card")
+    if check:
+        reason = _refusal(Card.objects.get(account_id=account.pk), check)
+        if reason:
+            return CardUnavailable(reason)
+    available = Account.objects.values_list("balance", flat=True).get(pk=account.pk)
+    return InsufficientPoints(abs(available), -delta)
+
+
+def _status_condition(check):
+    """SQL (and its parameters) that holds while a card's status allows ``check``."""
+    Card = get_model("oscar_loyalty", "Card")
+    quote = connection.ops.quote_name
+    status = quote(Card._meta.get_field("status").column)
+    if check == USABLE:
+        participates = quote(Card._meta.get_field("participates").column)
+        return f"{status} = %s AND {participates} = %s", [Card.ACTIVE, True]
+    return f"{status} <> %s", [Card.CLOSED]
+
+
+def _move_balance(account, delta, check=None):
+    """Add ``delta`` to a card's points or debt balance unless that takes it past zero, or
+    (with ``check``) the card's status refuses it; return whether it moved.
 
     One conditional UPDATE, the statement every spend runs. It is written in SQL because the
     ORM's ``filter().update()`` costs about four times as much Python as the query itself,
@@ -250,13 +329,24 @@ def _move_balance(account, delta):
     elif delta > 0 and account.kind == Account.DEBT:
         sql += f" AND {balance} <= %s"
         params.append(-delta)
+    if check:
+        Card = get_model("oscar_loyalty", "Card")
+        condition, values = _status_condition(check)
+        cards = connection.ops.quote_name(Card._meta.db_table)
+        owner = connection.ops.quote_name(Card._meta.get_field("account").column)
+        sql += f" AND EXISTS (SELECT 1 FROM {cards} WHERE {owner} = %s AND {condition})"
+        params += [account.pk, *values]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 
 
-def _write(key, kind, card, amount, build_legs, lock=False, savepoint=True):
+def _write(key, card, amount, build_legs, shapes=None, check=None, lock=False, savepoint=True):
     """Run one idempotent operation: replay it, or build its legs and apply them atomically.
+
+    ``shapes()``: what the main legs of this operation may look like (``_shape``), for a
+    replay; by default those ``build_legs()`` would write. ``check``: what the card's status
+    must allow (see the module's docstring).
 
     ``lock`` takes the card's rows first, for operations whose legs depend on its balance
     or debt; single-leg spends rely on the conditional UPDATE alone.
@@ -267,6 +357,11 @@ def _write(key, kind, card, amount, build_legs, lock=False, savepoint=True):
     transaction rolls back whole, and nothing is counted twice. Outside a transaction it
     changes nothing.
     """
+    if shapes is None:
+
+        def shapes():
+            return {_shape(leg) for leg in _main(build_legs())}
+
     try:
         with transaction.atomic(savepoint=savepoint):
             if lock and card is not None:
@@ -277,47 +372,33 @@ def _write(key, kind, card, amount, build_legs, lock=False, savepoint=True):
                     card.debt_account = Account.objects.get(pk=debt_id) if debt_id else None
                 if debt_id:
                     card.debt_account.balance = balances[debt_id]
-            recorded = _replay(key, kind, card, amount) if lock else None
+            recorded = _replay(key, amount, shapes) if lock else None
             if recorded is not None:
                 return recorded
             legs = build_legs()
-            _apply(legs)
+            _apply(legs, check)
             return legs
     except IntegrityError:
         if connection.in_atomic_block and connection.needs_rollback:
             raise  # no savepoint: the caller's transaction must roll back first
         # The same key committed by a concurrent call: the loser returns the winner's legs.
-        recorded = _replay(key, kind, card, amount)
+        recorded = _replay(key, amount, shapes)
         if recorded is None:
             raise
         return recorded
-
-
-def _recorded_if_unusable(card, key, kind, amount):
-    """Refuse a new operation on a blocked, closed or not-participating card; a replay of
-    one recorded before still returns its first transfer, as every replay does."""
-    reason = card.refusal()
-    if not reason:
-        return None
-    recorded = _replay(key, kind, card, amount)
-    if recorded is None:
-        raise CardUnavailable(reason)
-    return recorded[0]
 
 
 def _first(legs):
     return legs[0]
 
 
-def credit_card(card, amount, key, kind=Transfer.EARN, check=True, **details):
-    """Give ``card`` points from the programme, repaying its debt first.
+def credit_card(card, amount, key, kind=Transfer.EARN, check=USABLE, **details):
+    """Give ``card`` points from the programme, repaying its debt first; return the transfer.
 
     The main leg (``key``) always carries the whole amount into the card; a ``key:repay`` leg
     then moves what the card owes into its debt account, so a replay compares like with like.
     """
     amount = to_amount(amount)
-    if check and (recorded := _recorded_if_unusable(card, key, kind, amount)):
-        return recorded
 
     def legs():
         issued = system_account(card.program, ISSUED)
@@ -337,31 +418,38 @@ def credit_card(card, amount, key, kind=Transfer.EARN, check=True, **details):
             )
         return result
 
-    return _first(_write(key, kind, card, amount, legs, lock=True))
+    return _first(_write(key, card, amount, legs, check=check, lock=True))
 
 
 def debit_card(
-    card, amount, key, kind=Transfer.SPEND, to=REDEEMED, check=True, savepoint=True, **details
+    card, amount, key, kind=Transfer.SPEND, to=REDEEMED, check=USABLE, savepoint=True, **details
 ):
-    """Take ``amount`` from ``card`` into system account ``to``; never below zero.
-    ``savepoint``: see ``_write``."""
+    """Take ``amount`` from ``card`` into system account ``to``, never below zero; return the
+    transfer. ``savepoint``: see ``_write``."""
     amount = to_amount(amount)
-    if check and (recorded := _recorded_if_unusable(card, key, kind, amount)):
-        return recorded
 
     def legs():
         target = system_account(card.program, to)
         return [_leg(key, kind, card.account, target, amount, card, **details)]
 
-    return _first(_write(key, kind, card, amount, legs, savepoint=savepoint))
+    return _first(_write(key, card, amount, legs, check=check, savepoint=savepoint))
 
 
 def take_back(card, amount, key, kind=Transfer.REVERSE, reverses=None, **details):
     """Take back points a card was given; what it has already spent becomes its debt.
+    Returns the transfer recorded under ``key`` (a ``key:debt`` leg may follow it).
 
     Works on blocked and closed cards too: a refund must never depend on the card's state.
     """
     amount = to_amount(amount)
+
+    def shapes():
+        issued = system_account(card.program, ISSUED).pk
+        rev = reverses.pk if reverses else None
+        return {
+            (kind, card.account_id, issued, card.pk, rev),
+            (Transfer.DEBT, card.debt_account_id, issued, card.pk, rev),
+        }
 
     def legs():
         issued = system_account(card.program, ISSUED)
@@ -396,31 +484,49 @@ def take_back(card, amount, key, kind=Transfer.REVERSE, reverses=None, **details
             )
         return result
 
-    return _write(key, kind, card, amount, legs, lock=True)
+    return _first(_write(key, card, amount, legs, shapes, lock=True))
 
 
 def reverse(transfer, key, amount=None, **details):
     """Undo ``transfer`` (wholly, or ``amount`` of it) by a new transfer pointing at it.
 
+    Never more than is left of it after its earlier reversals (``ReversalTooLarge``). The
+    card's points account is locked first (the original's row if it has no card), so
+    reversals of one transfer at once take their turns and each sees the others'.
     Reversing a credit to a card uses ``take_back``, so spent points become debt.
     """
     amount = to_amount(amount if amount is not None else transfer.amount)
     card = transfer.card
     details.setdefault("description", transfer.description)
     details.setdefault("order_number", transfer.order_number)
-    if card is not None and transfer.credit_id == card.account_id:
-        return take_back(card, amount, key, reverses=transfer, **details)[0]
-    leg = _leg(
-        key,
-        Transfer.REVERSE,
-        transfer.credit,
-        transfer.debit,
-        amount,
-        card,
-        reverses=transfer,
-        **details,
-    )
-    return _first(_write(key, Transfer.REVERSE, card, amount, lambda: [leg]))
+    with transaction.atomic():
+        if card is not None:
+            locked = Account.objects.filter(pk=card.account_id)
+        else:
+            locked = Transfer.objects.filter(pk=transfer.pk)
+        list(locked.select_for_update().values_list("pk"))
+        if not Transfer.objects.filter(key=key).exists():  # a replay is judged by _write
+            taken = transfer.reversals.aggregate(s=Sum("amount"))["s"] or ZERO
+            if amount > transfer.amount - taken:
+                raise ReversalTooLarge(transfer, transfer.amount - taken)
+        if card is not None and transfer.credit_id == card.account_id:
+            return take_back(card, amount, key, reverses=transfer, **details)
+
+        def legs():
+            return [
+                _leg(
+                    key,
+                    Transfer.REVERSE,
+                    transfer.credit,
+                    transfer.debit,
+                    amount,
+                    card,
+                    reverses=transfer,
+                    **details,
+                )
+            ]
+
+        return _first(_write(key, card, amount, legs))
 
 
 # --- checkout holds ------------------------------------------------------------------------
@@ -442,7 +548,7 @@ def capture(card, amount, key, savepoint=True, **details):
         redeemed = system_account(card.program, REDEEMED)
         return [_leg(key, Transfer.CAPTURE, held, redeemed, amount, card, **details)]
 
-    return _first(_write(key, Transfer.CAPTURE, card, amount, legs, savepoint=savepoint))
+    return _first(_write(key, card, amount, legs, savepoint=savepoint))
 
 
 def release(card, amount, key, **details):
@@ -453,7 +559,7 @@ def release(card, amount, key, **details):
         held = system_account(card.program, HELD)
         return [_leg(key, Transfer.RELEASE, held, card.account, amount, card, **details)]
 
-    return _first(_write(key, Transfer.RELEASE, card, amount, legs))
+    return _first(_write(key, card, amount, legs))
 
 
 def refund(card, amount, key, **details):
@@ -464,7 +570,7 @@ def refund(card, amount, key, **details):
         redeemed = system_account(card.program, REDEEMED)
         return [_leg(key, Transfer.REFUND, redeemed, card.account, amount, card, **details)]
 
-    return _first(_write(key, Transfer.REFUND, card, amount, legs))
+    return _first(_write(key, card, amount, legs))
 
 
 # --- many cards at once (mass accruals and debits) -----------------------------------------
@@ -509,9 +615,19 @@ class _ManyCard:
         return self.id
 
 
-def _many(card_ids, amount, key_for, kind, check, details, build):
+def _refuses(check, status, participates):
+    """Whether a card of ``status`` refuses an operation that needs ``check``."""
+    Card = get_model("oscar_loyalty", "Card")
+    if check == USABLE:
+        return status != Card.ACTIVE or not participates
+    return check == OPEN and status == Card.CLOSED
+
+
+def _many(card_ids, amount, key_for, kind, check, details, ends, build):
     """The frame of ``credit_cards``/``debit_cards``: load, refuse, lock, replay, write.
 
+    ``ends(card, program)`` gives the ``(debit, credit)`` account ids of a card's main leg,
+    which a key recorded before must also have to count as done.
     Returns ``(done, failures)``: ids of cards moved now or before under their key, and
     ``[(card_id, error)]`` for the others. One transaction: all of it, or nothing.
     """
@@ -527,9 +643,9 @@ def _many(card_ids, amount, key_for, kind, check, details, build):
         gone = gettext("The card no longer exists.")
         failures += [(pk, CardUnavailable(gone)) for pk in ids if pk not in cards]
         if check:  # the usual case is decided here; refusal() words the others' reason
-            refused = [c.pk for c in cards.values() if c.status != "active" or not c.participates]
+            refused = [c.pk for c in cards.values() if _refuses(check, c.status, c.participates)]
             for card in Card.objects.filter(pk__in=refused):
-                reason = card.refusal()
+                reason = _refusal(card, check)
                 if reason:
                     failures.append((card.pk, CardUnavailable(reason)))
                     del cards[card.pk]
@@ -538,17 +654,17 @@ def _many(card_ids, amount, key_for, kind, check, details, build):
         balances, debts = lock_balances([(pk, c.account_id) for pk, c in cards.items()])
         keys = {pk: key_for(pk) for pk in cards}
         recorded = {
-            key: (amount_, kind_, card_id)
-            for key, amount_, kind_, card_id in Transfer.objects.filter(
+            key: content
+            for key, *content in Transfer.objects.filter(
                 inserts.among(Transfer, "key", keys.values())
-            ).values_list("key", "amount", "kind", "card_id")
+            ).values_list("key", "amount", "kind", "card_id", "debit_id", "credit_id")
         }
         programs = Program.objects.in_bulk({c.program_id for c in cards.values()})
         legs, changes = [], {}
         for pk, card in cards.items():
             first = recorded.get(keys[pk])
             if first is not None:
-                if first == (amount, kind, pk):
+                if first == [amount, kind, pk, *ends(card, programs[card.program_id])]:
                     done.append(pk)
                 else:
                     failures.append((pk, KeyConflict(keys[pk])))
@@ -565,22 +681,26 @@ def _many(card_ids, amount, key_for, kind, check, details, build):
     return done, failures
 
 
-def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=True, **details):
+def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=USABLE, **details):
     """Give each card of ``card_ids`` ``amount`` points, in a handful of statements.
 
     The rules of ``credit_card`` hold card by card: blocked, closed and non-participating cards
-    are refused (unless ``check=False``), a card's debt is repaid first, and ``key_for(card_id)``
-    recorded before with the same content counts as done (other content: ``KeyConflict``).
+    are refused (``check`` as for ``credit_card``), a card's debt is repaid first, and
+    ``key_for(card_id)`` recorded before with the same content counts as done (other
+    content: ``KeyConflict``).
     ``details`` are Transfer columns by attname (``description``, ``note``, ``created_by_id``).
     Returns ``(done_ids, [(card_id, error)])``; nothing is written if a statement fails.
     """
     amount = to_amount(amount)
     issued = {}
 
-    def build(card, program, key, balances, debts, legs, changes):
+    def ends(card, program):
         if program.pk not in issued:
             issued[program.pk] = system_account(program, ISSUED).pk
-        legs.append((key, kind, issued[program.pk], card.account_id, amount, card.pk))
+        return issued[program.pk], card.account_id
+
+    def build(card, program, key, balances, debts, legs, changes):
+        legs.append((key, kind, *ends(card, program), amount, card.pk))
         debt_id = debts.get(card.pk)
         repay = min(-balances[debt_id], amount) if debt_id else ZERO
         if repay > 0:
@@ -589,10 +709,12 @@ def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=True, **de
         changes[card.account_id] = (Account.POINTS, amount - repay)
         return None
 
-    return _many(card_ids, amount, key_for, kind, check, details, build)
+    return _many(card_ids, amount, key_for, kind, check, details, ends, build)
 
 
-def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=True, **details):
+def debit_cards(
+    card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=USABLE, **details
+):
     """Take ``amount`` from each card of ``card_ids`` into system account ``to``.
 
     A card without enough points is left untouched and reported as ``InsufficientPoints``; no
@@ -601,17 +723,20 @@ def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=
     amount = to_amount(amount)
     targets = {}
 
+    def ends(card, program):
+        if program.pk not in targets:
+            targets[program.pk] = system_account(program, to).pk
+        return card.account_id, targets[program.pk]
+
     def build(card, program, key, balances, debts, legs, changes):
         available = balances[card.account_id]
         if available < amount:
             return InsufficientPoints(available, amount)
-        if program.pk not in targets:
-            targets[program.pk] = system_account(program, to).pk
-        legs.append((key, kind, card.account_id, targets[program.pk], amount, card.pk))
+        legs.append((key, kind, *ends(card, program), amount, card.pk))
         changes[card.account_id] = (Account.POINTS, -amount)
         return None
 
-    return _many(card_ids, amount, key_for, kind, check, details, build)
+    return _many(card_ids, amount, key_for, kind, check, details, ends, build)
 
 
 # --- many cards, each with its own amount (Excel import) -----------------------------------

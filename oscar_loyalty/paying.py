@@ -356,11 +356,13 @@ def release(order_number, description=None, older_than=None):
                 or _("Order %(number)s was not placed: points returned") % {"number": order_number},
             )
             return hold
-    return capture(order)
+    return capture(order_number)
 
 
-def capture(order):
-    """The order exists: its held points are spent. Safe to call any number of times.
+def capture(order_number):
+    """Order ``order_number`` exists: its held points are spent; returns its ``Hold`` (or
+    ``None`` if it held nothing). Safe to call any number of times; takes the order's
+    number, as ``release`` does, since a release may find the order placed after all.
 
     A released hold stays released: the order was then placed without points (the customer
     removed them after a failed attempt), or a customer back from a payment page after the
@@ -368,26 +370,26 @@ def capture(order):
     """
     try:
         # Under the hold's row lock a held hold has no capture yet: its key is new.
-        return _capture(order, savepoint=False)
+        return _capture(order_number, savepoint=False)
     except IntegrityError:
         # The key is recorded though the hold says held (a database without row locks, a
         # row restored by hand): that attempt rolled back; this one replays the key.
-        return _capture(order, savepoint=True)
+        return _capture(order_number, savepoint=True)
 
 
-def _capture(order, savepoint):
+def _capture(order_number, savepoint):
     with transaction.atomic():
-        hold = _locked(order.number)
+        hold = _locked(order_number)
         if hold is None:
             return None
         if hold.status == Hold.HELD:
             ledger.capture(
                 hold.card,
                 hold.points,
-                _key(order.number, "capture"),
+                _key(order_number, "capture"),
                 savepoint=savepoint,
-                order_number=order.number,
-                description=_("Payment for order %(number)s confirmed") % {"number": order.number},
+                order_number=order_number,
+                description=_("Payment for order %(number)s confirmed") % {"number": order_number},
             )
             hold.status, hold.closed = Hold.CAPTURED, timezone.now()
             hold.save(update_fields=["status", "closed"])
@@ -469,7 +471,7 @@ def _refund(order, suffix, amount_of, description):
     with transaction.atomic():
         hold = _locked(order.number)
         if hold is not None and hold.status == Hold.HELD:
-            hold = capture(order)
+            hold = capture(order.number)
         if hold is None or hold.status != Hold.CAPTURED:
             return ZERO
         if Transfer.objects.filter(key=key).exists():

@@ -59,7 +59,7 @@ def on_line_status_changed(sender, line, old_status, new_status, **kwargs):
 @never_raise
 def capture_points(sender, order, **kwargs):
     """The order exists: points held for it at checkout are spent (idempotent)."""
-    paying.capture(order)
+    paying.capture(order.number)
 
 
 @never_raise

@@ -11,15 +11,14 @@ from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
 from oscar.forms.widgets import MultipleRemoteSelect
 
-from oscar_loyalty import cards, conf, grades, ledger, phones
+from oscar_loyalty import cards, conf, grades, phones
 from oscar_loyalty.dashboard.filters import DATE_INPUT, GradeChoiceField
-from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.exceptions import KeyConflict, LoyaltyError
 
 Card = get_model("oscar_loyalty", "Card")
 Category = get_model("oscar_loyalty", "Category")
 Grade = get_model("oscar_loyalty", "Grade")
 Program = get_model("oscar_loyalty", "Program")
-Transfer = get_model("oscar_loyalty", "Transfer")
 User = get_user_model()
 
 COLOUR_INPUT = forms.TextInput(attrs={"type": "color"})
@@ -344,33 +343,30 @@ class AdjustForm(forms.Form):
         if not self.is_bound:
             self.initial["token"] = new_token()
 
-    def clean(self):
-        data = super().clean()
-        if self.card.status == Card.CLOSED:
-            raise forms.ValidationError(_("The card is closed; its balance cannot change."))
-        return data
-
     def save(self, by):
+        """Record the adjustment with ``cards.adjust``; a closed card refuses it there."""
         data = self.cleaned_data
-        key = f"manual:{data['token']}"
-        details = {"description": data["description"], "note": data["note"], "created_by": by}
+        amount = data["amount"] if data["direction"] == self.ACCRUE else -data["amount"]
         try:
-            if data["direction"] == self.ACCRUE:
-                return ledger.credit_card(
-                    self.card, data["amount"], key, kind=Transfer.ADJUST, check=False, **details
-                )
-            return ledger.debit_card(
+            return cards.adjust(
                 self.card,
-                data["amount"],
-                key,
-                kind=Transfer.ADJUST,
-                to=ledger.ISSUED,
-                check=False,
-                **details,
+                amount,
+                f"manual:{data['token']}",
+                by=by,
+                description=data["description"],
+                note=data["note"],
+            )
+        except KeyConflict:
+            self.add_error(
+                None,
+                _(
+                    "This form was already submitted with other details, so nothing was "
+                    "changed now. Open the card's page again to make another adjustment."
+                ),
             )
         except LoyaltyError as exc:
             self.add_error(None, str(exc))
-            return None
+        return None
 
 
 # --- categories ----------------------------------------------------------------------------

@@ -237,7 +237,7 @@ def test_repeating_capture_and_release_changes_nothing(at_payment, card):
     place_order(at_payment)
     order = Order.objects.get()
     for _ in range(3):
-        paying.capture(order)
+        paying.capture(order.number)
         paying.release(order.number)
     assert balance(card) == D("1500.00")
     assert Hold.objects.get().status == Hold.CAPTURED

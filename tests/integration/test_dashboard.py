@@ -340,6 +340,22 @@ def test_the_same_adjust_form_sent_twice_counts_once(client_m, card):
     assert factories.refreshed(card).account.balance == D("40.00")
 
 
+def test_the_adjust_form_sent_again_as_a_debit_says_it_was_used_and_changes_nothing(
+    client_m, card
+):
+    data = {"direction": "accrue", "amount": "100", "description": "Gift", "token": "same"}
+    client_m.post(url("loyalty-card-adjust", card.pk), data)
+
+    response = client_m.post(url("loyalty-card-adjust", card.pk), {**data, "direction": "debit"})
+
+    content = page(response)
+    assert response.status_code == 200
+    assert "already submitted with other details" in content
+    assert "points debited" not in content
+    assert factories.refreshed(card).account.balance == D("100.00")
+    assert Transfer.objects.filter(card=card).count() == 1
+
+
 def test_debit_beyond_the_balance_is_refused_with_a_message(client_m, card):
     response = client_m.post(
         url("loyalty-card-adjust", card.pk),

@@ -41,7 +41,8 @@ def balances(card):
 
 
 def assert_audit_clean():
-    assert audit.audit() == []
+    """The ledger's own checks: these tests hold points without the checkout's Hold rows."""
+    assert audit.audit(audit.LEDGER_CHECKS) == []
 
 
 def run_together(count, operation):
@@ -190,12 +191,8 @@ def test_same_take_back_key_from_many_threads_counts_once(card):
     )
 
     assert errors_of(results) == []
-    assert {tuple(t.pk for t in legs) for legs in values_of(results)} == {
-        tuple(
-            Transfer.objects.filter(key__startswith="order:100044:")
-            .order_by("id")
-            .values_list("pk", flat=True)
-        )
+    assert {t.pk for t in values_of(results)} == {
+        Transfer.objects.get(key="order:100044:cancel").pk
     }
     assert Transfer.objects.filter(key__startswith="order:100044:").count() == 2
     assert balances(card) == (D("0.00"), D("-20.00"))
@@ -266,9 +263,8 @@ def prepare_checkout_hold(card):
 
 
 def checkout_capture(card):
-    """The order exists (only its number is read): the held points are captured."""
-    order = mock.Mock(number="100060")
-    return lambda: paying.capture(order)
+    """The order exists: the held points are captured."""
+    return lambda: paying.capture("100060")
 
 
 # (name, setup, operation, writes it makes): every write of each operation gets a fault.

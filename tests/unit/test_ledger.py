@@ -236,11 +236,13 @@ def test_taking_back_spent_points_records_the_rest_as_debt(card, program):
     earn(card, "100")
     ledger.debit_card(card, "70", "spend-1")
 
-    legs = ledger.take_back(card, "100", "refund-1", description="Refund on order 1")
+    first = ledger.take_back(card, "100", "refund-1", description="Refund on order 1")
 
     card = refreshed(card)
     assert card.balance == D("0.00")
     assert card.debt == D("70.00")
+    assert first.key == "refund-1"
+    legs = Transfer.objects.filter(key__startswith="refund-1").order_by("id")
     assert [(leg.kind, leg.amount) for leg in legs] == [
         (Transfer.REVERSE, D("30.00")),
         (Transfer.DEBT, D("70.00")),
@@ -286,8 +288,9 @@ def test_a_first_debt_that_rolls_back_leaves_no_debt_account_behind(card):
 
 
 def test_taking_back_from_an_empty_card_is_all_debt(card):
-    legs = ledger.take_back(card, "25", "refund-1")
-    assert [(leg.key, leg.kind) for leg in legs] == [("refund-1", Transfer.DEBT)]
+    first = ledger.take_back(card, "25", "refund-1")
+    assert (first.key, first.kind) == ("refund-1", Transfer.DEBT)
+    assert Transfer.objects.filter(key__startswith="refund-1").count() == 1
     assert refreshed(card).debt == D("25.00")
 
 
@@ -454,3 +457,202 @@ def test_a_transfer_needs_two_different_accounts_and_a_positive_amount(card, pro
         Transfer.objects.create(
             key="bad-2", kind=Transfer.EARN, debit=issued_account, credit=card.account, amount=0
         )
+
+
+# --- issue 9: the ledger's contract ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("1e30", "too large"),
+        (D("1e12"), "too large"),
+        ("999999999999.995", "more than two decimal places"),
+        ("sNaN", "not a positive amount"),
+        ("-Infinity", "not a positive amount"),
+        ("-0", "not a positive amount"),
+        ("12 points", "not a number"),
+        ("", "not a number"),
+        (True, "not a number"),
+    ],
+)
+def test_amounts_out_of_the_columns_range_or_not_numbers_are_invalid(value, says):
+    with pytest.raises(InvalidAmount, match=says):
+        ledger.to_amount(value)
+
+
+def test_the_largest_amount_the_column_holds_is_accepted(card):
+    assert ledger.to_amount("999999999999.99") == D("999999999999.99")
+    with pytest.raises(InvalidAmount):
+        earn(card, "1e12")
+    assert not Transfer.objects.exists()
+
+
+def test_a_credit_key_replayed_as_a_debit_is_a_conflict(card, program):
+    earn(card, "100", key="manual:K", kind=Transfer.ADJUST)
+
+    with pytest.raises(KeyConflict):
+        ledger.debit_card(card, "100", "manual:K", kind=Transfer.ADJUST, to=ledger.ISSUED)
+
+    assert refreshed(card).balance == D("100.00")
+    assert Transfer.objects.count() == 1
+
+
+def test_a_debit_key_replayed_into_another_system_account_is_a_conflict(card):
+    earn(card, "100")
+    ledger.debit_card(card, "10", "order:5:spend")
+
+    with pytest.raises(KeyConflict):
+        ledger.debit_card(card, "10", "order:5:spend", to=ledger.EXPIRED)
+    with pytest.raises(KeyConflict):
+        ledger.hold(card, "10", "order:5:spend")  # another kind, another account
+    assert refreshed(card).balance == D("90.00")
+
+
+def test_a_take_back_key_replayed_as_a_credit_is_a_conflict(card):
+    earn(card, "100")
+    ledger.take_back(card, "40", "order:6:back")
+
+    with pytest.raises(KeyConflict):
+        earn(card, "40", key="order:6:back", kind=Transfer.REVERSE)
+    assert refreshed(card).balance == D("60.00")
+
+
+def test_a_reversal_key_replayed_for_another_transfer_is_a_conflict(card):
+    earn(card, "100")
+    first = ledger.debit_card(card, "10", "spend-1")
+    second = ledger.debit_card(card, "10", "spend-2")
+    ledger.reverse(first, "undo")
+
+    with pytest.raises(KeyConflict):
+        ledger.reverse(second, "undo")
+    assert refreshed(card).balance == D("90.00")
+
+
+def test_identical_replays_of_every_operation_still_return_the_first_transfer(card):
+    earn(card, "100")
+    ops = [
+        lambda: ledger.debit_card(card, "10", "r:spend"),
+        lambda: ledger.hold(card, "10", "r:hold"),
+        lambda: ledger.capture(card, "10", "r:capture"),
+        lambda: ledger.refund(card, "5", "r:refund"),
+        lambda: ledger.take_back(card, "5", "r:back"),
+        lambda: cards.adjust(card, "-3", "r:adjust"),
+    ]
+    firsts = [op() for op in ops]
+    balance = refreshed(card).balance
+
+    assert [op().pk for op in ops] == [t.pk for t in firsts]
+    assert refreshed(card).balance == balance
+    assert audit() == []
+
+
+@pytest.mark.parametrize("asked", [["10", "10", "10"], ["500"]])
+def test_a_spend_is_never_reversed_for_more_than_it_took(card, asked):
+    earn(card, "100")
+    spend = ledger.debit_card(card, "10", "spend-1")
+
+    with pytest.raises(InvalidAmount, match="left to reverse"):
+        for n, amount in enumerate(asked):
+            ledger.reverse(spend, f"spend-1:reverse:{n}", amount=amount)
+
+    expected = D("100.00") if len(asked) > 1 else D("90.00")  # the first 10 went back
+    assert refreshed(card).balance == expected
+    assert sum(t.amount for t in spend.reversals.all()) <= spend.amount
+
+
+def test_a_credit_is_reversed_at_most_once_in_parts(card):
+    earning = earn(card, "100")
+    ledger.reverse(earning, "rev-1", amount="60")
+    ledger.reverse(earning, "rev-2", amount="40")
+    assert ledger.reverse(earning, "rev-1", amount="60").key == "rev-1"  # a replay still is
+
+    with pytest.raises(InvalidAmount, match="0.00 of"):
+        ledger.reverse(earning, "rev-3", amount="0.01")
+    card = refreshed(card)
+    assert (card.balance, card.debt) == (D("0.00"), D("0.00"))
+    assert audit() == []
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda c: ledger.debit_card(c, "10", "stale:spend"),
+        lambda c: ledger.hold(c, "10", "stale:hold"),
+        lambda c: ledger.credit_card(c, "10", "stale:earn"),
+    ],
+)
+def test_a_stale_object_of_a_blocked_card_can_neither_spend_hold_nor_earn(card, operation):
+    earn(card, "100")
+    stale = refreshed(card)
+    cards.block(refreshed(card), reason="Lost")
+
+    with pytest.raises(CardUnavailable, match="is blocked"):
+        operation(stale)
+
+    assert refreshed(card).balance == D("100.00")
+    assert not Transfer.objects.filter(key__startswith="stale:").exists()
+
+
+def test_a_stale_object_of_a_card_that_left_the_programme_cannot_spend(card):
+    earn(card, "100")
+    stale = refreshed(card)
+    type(card).objects.filter(pk=card.pk).update(participates=False)
+
+    with pytest.raises(CardUnavailable, match="does not take part"):
+        ledger.debit_card(stale, "10", "stale:spend")
+    assert refreshed(card).balance == D("100.00")
+
+
+def test_a_stale_object_of_an_unblocked_card_spends(card):
+    earn(card, "100")
+    cards.block(card)
+    stale = refreshed(card)
+    cards.unblock(refreshed(card))
+
+    ledger.debit_card(stale, "10", "spend-1")
+    assert refreshed(card).balance == D("90.00")
+
+
+def test_a_spend_recorded_before_the_block_still_replays(card):
+    earn(card, "100")
+    first = ledger.debit_card(card, "10", "order:1:spend")
+    cards.block(refreshed(card))
+    assert ledger.debit_card(card, "10", "order:1:spend").pk == first.pk
+
+
+# --- manual adjustments ----------------------------------------------------------------------
+
+
+def test_an_adjustment_by_sign_accrues_or_debits_with_its_details(card, program):
+    manager = make_customer("manager@example.com", is_staff=True)
+    plus = cards.adjust(card, "25", "manual:a", by=manager, description="Gift", note="asked")
+    minus = cards.adjust(card, D("-5"), "manual:b", by=manager, description="Fix")
+
+    assert (plus.kind, plus.credit_id, plus.created_by, plus.note) == (
+        Transfer.ADJUST,
+        card.account_id,
+        manager,
+        "asked",
+    )
+    assert (minus.kind, minus.debit_id, minus.amount) == (Transfer.ADJUST, card.account_id, 5)
+    assert minus.credit == ledger.system_account(program, ledger.ISSUED)
+    assert refreshed(card).balance == D("20.00")
+    with pytest.raises(KeyConflict):
+        cards.adjust(card, "-25", "manual:a", by=manager)
+    with pytest.raises(InvalidAmount):
+        cards.adjust(card, "0", "manual:c")
+
+
+def test_an_adjustment_works_on_a_blocked_card_but_not_on_a_closed_one(card):
+    """Blocked cards take manual corrections today (README, card page); closed ones never."""
+    stale = refreshed(card)
+    cards.block(refreshed(card))
+    cards.adjust(stale, "10", "manual:a")
+    cards.close(refreshed(card))
+
+    with pytest.raises(CardUnavailable, match="is closed"):
+        cards.adjust(stale, "10", "manual:b")
+    with pytest.raises(CardUnavailable, match="is closed"):
+        cards.adjust(stale, "-5", "manual:c")
+    assert refreshed(card).balance == D("10.00")

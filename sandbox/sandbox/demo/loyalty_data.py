@@ -122,7 +122,7 @@ def place(number, user, items, days_ago, points):
     if source is not None:
         source.order = order
         source.save()
-        paying.capture(order)  # done by order_placed already; now also marks the source paid
+        paying.capture(order.number)  # done by order_placed already; now also marks the source paid
     return order
 
 
