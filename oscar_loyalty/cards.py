@@ -3,7 +3,7 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
@@ -17,6 +17,15 @@ PhoneChange = get_model("oscar_loyalty", "PhoneChange")
 Program = get_model("oscar_loyalty", "Program")
 StatusChange = get_model("oscar_loyalty", "StatusChange")
 Transfer = get_model("oscar_loyalty", "Transfer")
+
+
+def _locked():
+    """Cards to lock for changing their own columns (status, phone, customer).
+
+    FOR NO KEY UPDATE where the database has it: every transfer written for a card holds a
+    KEY SHARE lock on the card's row (its foreign key), which FOR UPDATE would wait for, and
+    a spend holding the card's account would then wait for us: a deadlock."""
+    return Card.objects.select_for_update(no_key=connection.features.has_select_for_no_key_update)
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -204,7 +213,7 @@ def change_phone(card, raw_phone, *, by=None):
     phone = phones.normalise(raw_phone) if str(raw_phone or "").strip() else ""
     try:
         with transaction.atomic():
-            card = Card.objects.select_for_update().select_related("program").get(pk=card.pk)
+            card = _locked().select_related("program").get(pk=card.pk)
             if phone == card.phone:
                 return card
             if not phone and card.user_id is None:
@@ -233,7 +242,7 @@ def change_phone(card, raw_phone, *, by=None):
 
 def _change_status(card, new_status, allowed_from, reason, by):
     with transaction.atomic():
-        card = Card.objects.select_for_update().get(pk=card.pk)
+        card = _locked().get(pk=card.pk)
         if card.status not in allowed_from:
             raise LoyaltyError(
                 _("The card %(number)s is %(status)s; this cannot be done now.")
@@ -280,7 +289,7 @@ def replace(card, *, reason, number="", by=None):
     Sent twice (a double submit), the second call returns the card the first one made.
     """
     with transaction.atomic():
-        old = Card.objects.select_for_update().select_related("program", "account").get(pk=card.pk)
+        old = _locked().select_related("program", "account").get(pk=card.pk)
         if old.replaced_by_id:
             return old.replaced_by
         if old.status == Card.CLOSED:
