@@ -97,7 +97,8 @@ class CardFilter(django_filters.FilterSet):
         """A card number (or its start), a phone in any format, an e-mail, or a name.
 
         A phone finds the cards of customers who have it on their account, a saved address or
-        an order too (subqueries: the page needs no more queries)."""
+        an order too (subqueries: the page needs no more queries; Oscar does not index those
+        phone columns, which only a phone search reads)."""
         value = value.strip()
         if not value:
             return queryset
