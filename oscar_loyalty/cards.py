@@ -301,8 +301,14 @@ def replace(card, *, reason, number="", by=None):
         # The customer and the phone are one card's per programme: free them for the new card.
         Card.objects.filter(pk=old.pk).update(user=None, phone="")
         new = issue_card(old.program, user=user, phone=phone, number=number, grade=old.grade, by=by)
-        kept = ["grade_is_manual", "participates", "spend_adjustment", "lifetime_spend"]
-        kept.append("last_order_at")
+        # The grade as it was, and what ``grades`` counted of the purchases.
+        kept = [
+            "grade_is_manual",
+            "participates",
+            "spend_adjustment",
+            "lifetime_spend",
+            "last_order_at",
+        ]
         for field in kept:
             setattr(new, field, getattr(old, field))
         new.save(update_fields=kept)
