@@ -248,6 +248,15 @@ class AbstractCard(models.Model):
         related_name="debt_card",
         verbose_name=_("debt account"),
     )
+    # Set when the card was replaced (lost): the new card took over everything it held.
+    replaced_by = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaces",
+        verbose_name=_("replaced by"),
+    )
     created = models.DateTimeField(_("issued"), default=timezone.now, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -416,6 +425,7 @@ class AbstractTransfer(models.Model):
     EXPIRE = "expire"
     IMPORT = "import"
     BULK = "bulk"
+    MOVE = "move"
     KINDS = [
         (EARN, _("Earned on an order")),
         (SPEND, _("Spent")),
@@ -430,6 +440,7 @@ class AbstractTransfer(models.Model):
         (EXPIRE, _("Expired")),
         (IMPORT, _("Imported")),
         (BULK, _("Mass accrual or debit")),
+        (MOVE, _("Card replacement")),
     ]
 
     key = models.CharField(_("idempotency key"), max_length=200)
@@ -769,6 +780,35 @@ class AbstractStatusChange(models.Model):
         ordering = ["-created", "-id"]
         verbose_name = _("status change")
         verbose_name_plural = _("status changes")
+
+
+class AbstractPhoneChange(models.Model):
+    """Who changed a card's phone, when, from what to what."""
+
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.CASCADE,
+        related_name="phone_changes",
+        verbose_name=_("card"),
+    )
+    old_phone = models.CharField(_("from phone"), max_length=20, blank=True)
+    new_phone = models.CharField(_("to phone"), max_length=20, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created = models.DateTimeField(_("date"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+        verbose_name = _("phone change")
+        verbose_name_plural = _("phone changes")
 
 
 # The categories a new shop starts with (migration 0003): stored in English, shown translated.

@@ -8,6 +8,8 @@ from django.utils.translation import ngettext_lazy
 from django_tables2 import A, Column, DateTimeColumn, LinkColumn, TemplateColumn
 from oscar.core.loading import get_class
 
+from oscar_loyalty.dashboard.templatetags.loyalty_dashboard import person
+
 DashboardTable = get_class("dashboard.tables", "DashboardTable")
 
 PARTIALS = "oscar_loyalty/dashboard/partials/"
@@ -93,6 +95,10 @@ class JobTable(DashboardTable):
     created = DateTimeColumn(verbose_name=_("Started"), format="SHORT_DATETIME_FORMAT")
 
     icon = "fas fa-tasks"
+
+    def render_created_by(self, value):
+        return person(value)  # as the job's own page names them
+
     caption = ngettext_lazy("%d job", "%d jobs")
 
     class Meta(DashboardTable.Meta):
