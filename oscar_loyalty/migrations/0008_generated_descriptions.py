@@ -80,6 +80,8 @@ def transfers(apps, schema_editor):
     postgres = schema_editor.connection.vendor == "postgresql"
     table = schema_editor.quote_name(Transfer._meta.db_table)
     if postgres:  # transfers are immutable; this one rewording of old rows is the exception
+        # ALTER TABLE refuses while deferred foreign-key checks wait: run them first.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         schema_editor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {TRIGGER}")
     for code, ids in found.items():
         for start in range(0, len(ids), 500):
