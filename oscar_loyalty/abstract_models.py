@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from oscar_loyalty import conf
+from oscar_loyalty.descriptions import describe
 from oscar_loyalty.storage import export_storage
 
 ZERO = Decimal("0")
@@ -478,8 +479,14 @@ class AbstractTransfer(models.Model):
         db_index=False,  # loyalty_transfer_reverses
     )
     description = models.CharField(
-        _("description"), max_length=255, blank=True, help_text=_("The customer sees it.")
+        _("description"),
+        max_length=255,
+        blank=True,
+        help_text=_("The customer sees it. Typed by a manager; empty when generated."),
     )
+    # What a generated description says (``oscar_loyalty.descriptions``), rendered in the
+    # reader's language rather than stored translated.
+    label_code = models.CharField(_("generated description"), max_length=32, blank=True)
     note = models.TextField(_("internal note"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -538,6 +545,11 @@ class AbstractTransfer(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Transfers are immutable; post a reversal instead.")
+
+    @property
+    def label(self):
+        """The description in the reader's language ("" if none: show the kind)."""
+        return describe(self.label_code, self.order_number, self.description)
 
     def signed_amount(self, account):
         """The amount as ``account`` sees it: positive in, negative out."""
@@ -866,6 +878,8 @@ class AbstractJob(models.Model):
         (EXPORT, _("Card export")),
         (REPORT, _("Points report export")),
     ]
+    # Where an import's rows came from (``params["source_kind"]``).
+    FILE, PASTED = "file", "pasted"
     NEW, RUNNING, DONE, FAILED, UNDONE = "new", "running", "done", "failed", "undone"
     STATUSES = [
         # shown beside a job of any kind ("Import #3 finished"), so worded to suit them all
@@ -925,6 +939,14 @@ class AbstractJob(models.Model):
     @property
     def percent(self):
         return int(self.done * 100 / self.total) if self.total else (100 if self.finished else 0)
+
+    @property
+    def source_label(self):
+        """Where an import's rows came from: the file's name, or pasted cells in the reader's
+        language (``params["source_kind"]`` is "pasted"; the name is then empty)."""
+        if self.params.get("source_kind") == self.PASTED:
+            return _("Pasted cells")
+        return self.params.get("source", "")
 
 
 class AbstractJobChunk(models.Model):

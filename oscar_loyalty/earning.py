@@ -14,10 +14,9 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, grades, ledger, phones
+from oscar_loyalty import cards, conf, descriptions, grades, ledger, phones
 from oscar_loyalty.exceptions import CardUnavailable
 
 Accrual = get_model("oscar_loyalty", "Accrual")
@@ -144,10 +143,9 @@ def _posting(accrual):
     if is_job_accrual(accrual):
         key = f"{accrual.order_number}:card:{accrual.card_id}"
         return key, Transfer.BULK, {"description": accrual.description}
-    description = accrual.description or _("Points for order %(number)s") % {
-        "number": accrual.order_number
-    }
-    details = {"order_number": accrual.order_number, "description": description}
+    details = {"order_number": accrual.order_number, "description": accrual.description}
+    if not accrual.description:
+        details["label_code"] = descriptions.ORDER_EARN
     return _key(accrual, "earn"), Transfer.EARN, details
 
 
@@ -201,7 +199,7 @@ def due_accruals():
     ).values_list("pk", flat=True)
 
 
-def take_back(accrual, points, key_suffix, reason):
+def take_back(accrual, points, key_suffix, label_code):
     """Take ``points`` of an accrual back: less to post if pending, a reversal if posted."""
     with transaction.atomic():
         accrual = (
@@ -218,7 +216,7 @@ def take_back(accrual, points, key_suffix, reason):
                 points,
                 _key(accrual, key_suffix),
                 order_number=accrual.order_number,
-                description=reason,
+                label_code=label_code,
             )
         accrual.reversed_points += points
         accrual.reversal_keys.append(key_suffix)
@@ -230,9 +228,8 @@ def take_back(accrual, points, key_suffix, reason):
 
 def cancel(order):
     """The whole order was cancelled: void or reverse everything it earned."""
-    reason = _("Order %(number)s cancelled") % {"number": order.number}
     for accrual in Accrual.objects.filter(order_number=order.number):
-        take_back(accrual, accrual.remaining, "cancel", reason)
+        take_back(accrual, accrual.remaining, "cancel", descriptions.ORDER_CANCEL)
         grades.recalculate(accrual.card)
 
 
@@ -243,7 +240,6 @@ def reverse_lines(order, lines):
     Shares are rounded down; once every earning line is gone, the last takes what is left.
     """
     lines = list(lines)
-    reason = _("Refund on order %(number)s") % {"number": order.number}
     for accrual in Accrual.objects.filter(order_number=order.number).select_related(
         "card__program"
     ):
@@ -269,7 +265,7 @@ def reverse_lines(order, lines):
                     program,
                 )
             if share > 0:
-                take_back(accrual, share, f"line:{line.pk}", reason)
+                take_back(accrual, share, f"line:{line.pk}", descriptions.LINE_CANCEL)
         grades.recalculate(accrual.card)
 
 

@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, inserts, jobs, ledger, phones
+from oscar_loyalty import cards, conf, descriptions, inserts, jobs, ledger, phones
 from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
 from oscar_loyalty.inserts import among
 
@@ -581,6 +581,7 @@ def create_draft(table, program, by=None, language=None):
     params = {
         "draft": True,
         "source": table.source,
+        "source_kind": Job.PASTED if table.pasted else Job.FILE,
         "notes": [str(note) for note in table.notes],
         "width": table.width,
         "first": list(table.rows[0][1]),
@@ -873,14 +874,14 @@ def run_rows(job, items):
 
 
 def _description(row):
-    """What the customer reads in the card's history."""
+    """What the customer reads in the card's history (a ``descriptions`` code)."""
     if row.action == NEW:
-        return _("Opening balance of the card")
+        return descriptions.IMPORT_NEW
     if row.action == SET:
-        return _("Balance updated by the shop")
+        return descriptions.IMPORT_SET
     if row.diff > 0:
-        return _("Points added by the shop")
-    return _("Points taken by the shop")
+        return descriptions.IMPORT_ADD
+    return descriptions.IMPORT_TAKE
 
 
 def _note(job, row, text=None):
@@ -978,15 +979,11 @@ def _apply_bulk(job, rows):
     one transfer per row for the cards that exist."""
     program, job_id, by_id = job.program, job.pk, job.created_by_id
     note = _("Import #%(job)s, row %(row)s")
-    descriptions = {}
 
     def transfer(row):
-        """Key, amount, description and note of the row's transfer."""
-        kind = (row.action, row.diff > 0)
-        if kind not in descriptions:
-            descriptions[kind] = _description(row)
+        """Key, amount, description code and note of the row's transfer."""
         text = note % {"job": job_id, "row": row.n}
-        return row_key(job_id, row.n), abs(row.diff), descriptions[kind], text
+        return row_key(job_id, row.n), abs(row.diff), _description(row), text
 
     new = [r for r in rows if r.action == NEW]
     if new:
@@ -1014,7 +1011,7 @@ def _apply_bulk(job, rows):
             [transfer(row) for row in new],
             make_cards,
             Transfer.IMPORT,
-            fields=("description", "note"),
+            fields=("label_code", "note"),
             created_by_id=by_id,
         )
     issued = ledger.system_account(program, ledger.ISSUED).pk
@@ -1029,7 +1026,7 @@ def _apply_bulk(job, rows):
         key, amount, *extra = transfer(row)
         debit, credit = (issued, card.account_id) if row.diff > 0 else (card.account_id, issued)
         legs.append((key, Transfer.IMPORT, debit, credit, amount, card.id, *extra))
-    ledger.post_many(legs, fields=("description", "note"), created_by_id=by_id)
+    ledger.post_many(legs, fields=("label_code", "note"), created_by_id=by_id)
     for row in slow:
         _apply_one(job, row)
 
@@ -1037,7 +1034,7 @@ def _apply_bulk(job, rows):
 def _apply_one(job, row):
     """Apply one row with the ordinary services (the careful, slower path)."""
     details = {
-        "description": _description(row),
+        "label_code": _description(row),
         "note": _note(job, row),
         "created_by": job.created_by,
     }
@@ -1192,7 +1189,7 @@ def _undo_rows(job, numbers):
             ledger.post_many(
                 legs,
                 fields=("note", "reverses_id"),
-                description=_("Import cancelled by the shop"),
+                label_code=descriptions.IMPORT_UNDO,
                 created_by_id=job.created_by_id,
             )
         reversed_rows = len(legs)
@@ -1224,7 +1221,7 @@ def _undo_one(job, original, n, transfer, repaid):
     ledger.reverse(
         transfer,
         key,
-        description=_("Import cancelled by the shop"),
+        label_code=descriptions.IMPORT_UNDO,
         note=_("Undo of import #%(job)s, row %(row)s") % {"job": original.pk, "row": n},
         created_by=job.created_by,
     )

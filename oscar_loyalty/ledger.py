@@ -506,6 +506,7 @@ def reverse(transfer, key, amount=None, **details):
     amount = to_amount(amount if amount is not None else transfer.amount)
     card = transfer.card
     details.setdefault("description", transfer.description)
+    details.setdefault("label_code", transfer.label_code)
     details.setdefault("order_number", transfer.order_number)
     with transaction.atomic():
         if card is not None:

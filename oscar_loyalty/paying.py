@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Subquery
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, earning, ledger
+from oscar_loyalty import cards, conf, descriptions, earning, ledger
 from oscar_loyalty.exceptions import LoyaltyError
 
 Accrual = get_model("oscar_loyalty", "Accrual")
@@ -43,7 +45,7 @@ ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 SOURCE_TYPE_CODE = "bonus-points"
-SOURCE_TYPE_NAME = "Bonus points"
+SOURCE_TYPE_NAME = gettext_noop("Bonus points")
 
 logger = logging.getLogger(__name__)
 
@@ -249,12 +251,13 @@ def _locked(order_number):
     )
 
 
-def _release_locked(hold, description):
+def _release_locked(hold, label_code, description=""):
     ledger.release(
         hold.card,
         hold.points,
         _key(hold.order_number, "release", _attempts(hold.order_number)),
         order_number=hold.order_number,
+        label_code=label_code,
         description=description,
     )
     hold.status, hold.closed = Hold.RELEASED, timezone.now()
@@ -302,7 +305,7 @@ def _first_hold(card, order_number, points, money):
         _key(order_number, "hold"),
         savepoint=False,
         order_number=order_number,
-        description=_("Payment for order %(number)s") % {"number": order_number},
+        label_code=descriptions.ORDER_HOLD,
     )
     return hold
 
@@ -320,9 +323,7 @@ def _hold(card, order_number, points, money):
             hold.created = now
             hold.save(update_fields=["created"])
             return hold
-        _release_locked(
-            hold, _("Reservation changed for order %(number)s") % {"number": order_number}
-        )
+        _release_locked(hold, descriptions.HOLD_CHANGED)
     if hold.pk is not None:
         attempt = _attempts(order_number) + 1
     ledger.hold(
@@ -330,7 +331,7 @@ def _hold(card, order_number, points, money):
         points,
         _key(order_number, "hold", attempt),
         order_number=order_number,
-        description=_("Payment for order %(number)s") % {"number": order_number},
+        label_code=descriptions.ORDER_HOLD,
     )
     hold.card, hold.points, hold.money = card, points, money
     hold.status, hold.refunded_points, hold.created, hold.closed = Hold.HELD, ZERO, now, None
@@ -338,10 +339,11 @@ def _hold(card, order_number, points, money):
     return hold
 
 
-def release(order_number, description=None, older_than=None):
+def release(order_number, description="", older_than=None):
     """Give the points held for ``order_number`` back, unless the order exists after all
-    (then they are captured: the order was paid with them). ``older_than``: only a hold
-    created before that moment (the periodic clean-up re-checks under the lock)."""
+    (then they are captured: the order was paid with them). ``description``: text to show
+    as typed instead of the generated one. ``older_than``: only a hold created before that
+    moment (the periodic clean-up re-checks under the lock)."""
     with transaction.atomic():
         hold = _locked(order_number)
         if hold is None or hold.status != Hold.HELD:
@@ -350,11 +352,7 @@ def release(order_number, description=None, older_than=None):
             return hold
         order = Order.objects.filter(number=order_number).first()
         if order is None:
-            _release_locked(
-                hold,
-                description
-                or _("Order %(number)s was not placed: points returned") % {"number": order_number},
-            )
+            _release_locked(hold, descriptions.ORDER_NOT_PLACED, description)
             return hold
     return capture(order_number)
 
@@ -389,7 +387,7 @@ def _capture(order_number, savepoint):
                 _key(order_number, "capture"),
                 savepoint=savepoint,
                 order_number=order_number,
-                description=_("Payment for order %(number)s confirmed") % {"number": order_number},
+                label_code=descriptions.ORDER_CAPTURE,
             )
             hold.status, hold.closed = Hold.CAPTURED, timezone.now()
             hold.save(update_fields=["status", "closed"])
@@ -416,9 +414,15 @@ def release_stale_holds(now=None):
 
 
 def source_type():
-    """The "Bonus points" payment source type, created on first use."""
+    """The "Bonus points" payment source type, created on first use.
+
+    Found by its code; named in the shop's ``LANGUAGE_CODE``, as a shop names its other
+    payment methods, since Oscar's pages show the stored name (a manager may rename it).
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        name = _(SOURCE_TYPE_NAME)
     found, _created = SourceType.objects.get_or_create(
-        code=SOURCE_TYPE_CODE, defaults={"name": SOURCE_TYPE_NAME}
+        code=SOURCE_TYPE_CODE, defaults={"name": name}
     )
     return found
 
@@ -466,7 +470,7 @@ def _refunded_money(hold):
 # --- after the order -----------------------------------------------------------------------
 
 
-def _refund(order, suffix, amount_of, description):
+def _refund(order, suffix, amount_of, label_code):
     key = _key(order.number, f"refund:{suffix}")
     with transaction.atomic():
         hold = _locked(order.number)
@@ -479,7 +483,7 @@ def _refund(order, suffix, amount_of, description):
         amount = min(amount_of(hold), hold.points - hold.refunded_points)
         if amount <= 0:
             return ZERO
-        ledger.refund(hold.card, amount, key, order_number=order.number, description=description)
+        ledger.refund(hold.card, amount, key, order_number=order.number, label_code=label_code)
         hold.refunded_points += amount
         hold.save(update_fields=["refunded_points"])
         _sync_refunds(order, hold, key)
@@ -488,12 +492,7 @@ def _refund(order, suffix, amount_of, description):
 
 def refund_order(order):
     """The order was cancelled: every point spent on it that is not back yet returns."""
-    return _refund(
-        order,
-        "all",
-        lambda hold: hold.points,
-        _("Order %(number)s cancelled: points returned") % {"number": order.number},
-    )
+    return _refund(order, "all", lambda hold: hold.points, descriptions.ORDER_REFUND)
 
 
 def refund_lines(order, lines):
@@ -521,12 +520,7 @@ def refund_lines(order, lines):
                 return ZERO
             return _down(hold.points * min(line.line_price_incl_tax / base, Decimal(1)))
 
-        returned += _refund(
-            order,
-            line.pk,
-            share,
-            _("Refund on order %(number)s: points returned") % {"number": order.number},
-        )
+        returned += _refund(order, line.pk, share, descriptions.LINE_REFUND)
     return returned
 
 

@@ -33,6 +33,7 @@ from django.utils.translation import pgettext
 from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel, jobs, ledger, phones, storage
+from oscar_loyalty.descriptions import describe
 
 Account = get_model("oscar_loyalty", "Account")
 Card = get_model("oscar_loyalty", "Card")
@@ -287,6 +288,7 @@ def report_rows(queryset):
         "kind",
         "change",
         "amount",
+        "label_code",
         "description",
         "note",
         "order_number",
@@ -303,6 +305,7 @@ def report_rows(queryset):
         kind,
         change,
         amount,
+        label_code,
         description,
         note,
         order_number,
@@ -318,7 +321,7 @@ def report_rows(queryset):
             str(kinds.get(kind, kind)),
             change,
             amount,
-            description,
+            describe(label_code, order_number, description),
             note,
             order_number,
             by or "",

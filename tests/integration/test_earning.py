@@ -81,7 +81,7 @@ def test_completing_the_order_makes_the_points_available(card, customer, kettle)
     assert accrual.status == Accrual.POSTED
     transfer = Transfer.objects.get(card=card, kind=Transfer.EARN)
     assert transfer.order_number == order.number
-    assert transfer.description == f"Points for order {order.number}"
+    assert transfer.label == f"Points for order {order.number}"
     assert transfer.key == f"order:{order.number}:earn:bonus"
     assert audit() == []
 
@@ -156,7 +156,7 @@ def test_cancelling_a_completed_order_takes_its_points_back(card, customer, kett
     assert refreshed(card).balance == D("0.00")
     reversal = Transfer.objects.get(card=card, kind=Transfer.REVERSE)
     assert reversal.amount == D("60.00")
-    assert reversal.description == f"Order {order.number} cancelled"
+    assert reversal.label == f"Order {order.number} cancelled"
     assert audit() == []
 
 

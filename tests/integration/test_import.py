@@ -132,7 +132,7 @@ def test_actual_balance_sets_the_balance_through_one_import_transfer(program, ex
     history = list(ledger.history(existing))
     assert history[0].kind == Transfer.IMPORT
     assert history[0].change == D("300")
-    assert history[0].description == "Balance updated by the shop"
+    assert history[0].label == "Balance updated by the shop"
     assert f"Import #{job.pk}, row 2" in history[0].note
 
 
