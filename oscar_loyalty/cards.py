@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import conf, ledger, phones
+from oscar_loyalty import conf, descriptions, ledger, phones
 from oscar_loyalty.exceptions import (
     CardExists,
     CardNumberInvalid,
@@ -318,7 +318,14 @@ def replace(card, *, reason, number="", by=None):
         for field in kept:
             setattr(new, field, getattr(old, field))
         new.save(update_fields=kept)
-        ledger.move_card(old, new, f"replace:{old.pk}", created_by=by, note=reason, description="")
+        ledger.move_card(
+            old,
+            new,
+            f"replace:{old.pk}",
+            created_by=by,
+            note=reason,
+            label_code=descriptions.CARD_REPLACED,
+        )
         Accrual.objects.filter(card=old).update(card=new)
         Hold.objects.filter(card=old).update(card=new)
         _change_status(old, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by)

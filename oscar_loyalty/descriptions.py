@@ -22,6 +22,7 @@ IMPORT_SET = "import-set"
 IMPORT_ADD = "import-add"
 IMPORT_TAKE = "import-take"
 IMPORT_UNDO = "import-undo"
+CARD_REPLACED = "card-replaced"
 
 # Texts with %(number)s are about the transfer's order.
 TEXTS = {
@@ -39,6 +40,7 @@ TEXTS = {
     IMPORT_ADD: _("Points added by the shop"),
     IMPORT_TAKE: _("Points taken by the shop"),
     IMPORT_UNDO: _("Import cancelled by the shop"),
+    CARD_REPLACED: _("Card replaced: the balance moved to the new card"),
 }
 
 

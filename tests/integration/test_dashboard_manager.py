@@ -194,6 +194,11 @@ def test_replace_a_lost_card_moves_everything_to_the_new_number(client_m, lost, 
     new_page = page(client_m.get(url("loyalty-card-detail", new.pk)))
     assert url("loyalty-card-detail", old.pk) in new_page and "This card replaces" in new_page
     assert f"from the card {old.number}" in new_page
+    # The customer's history says what happened, in the customer's language.
+    moved = ledger.history(new, customer_view=True).get(kind="move")
+    assert moved.label == "Card replaced: the balance moved to the new card"
+    with translation.override("ru"):
+        assert moved.label == "Карта заменена: баланс перенесён на новую карту"
 
 
 def test_the_old_number_refuses_any_use(client_m, lost):
