@@ -486,7 +486,11 @@ class AbstractTransfer(models.Model):
     )
     # What a generated description says (``oscar_loyalty.descriptions``), rendered in the
     # reader's language rather than stored translated.
-    label_code = models.CharField(_("generated description"), max_length=32, blank=True)
+    # db_default: rows written by set-based SQL (imports, mass jobs, benchmarks' floors) that
+    # name no code get none.
+    label_code = models.CharField(
+        _("generated description"), max_length=32, blank=True, default="", db_default=""
+    )
     note = models.TextField(_("internal note"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

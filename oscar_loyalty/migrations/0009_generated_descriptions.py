@@ -116,7 +116,13 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="transfer",
             name="label_code",
-            field=models.CharField(blank=True, max_length=32, verbose_name="generated description"),
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                max_length=32,
+                verbose_name="generated description",
+            ),
         ),
         migrations.AlterField(
             model_name="transfer",
