@@ -864,7 +864,6 @@ def row_key(job_id, n):
     return f"import:{job_id}:row:{n}"
 
 
-@jobs.handler(Job.IMPORT)
 def run_rows(job, items):
     """Job handler: apply a chunk of import rows (or undo them, for an undo job)."""
     with translation.override(job.params.get("language") or None):
@@ -1227,8 +1226,7 @@ def _undo_one(job, original, n, transfer, repaid):
     )
 
 
-@jobs.finisher(Job.IMPORT)
-def _mark_undone(job):
+def mark_undone(job):
     """An undo job that refused nothing leaves its import undone as a whole."""
     if is_undo(job) and job.failed == 0:
         Job.objects.filter(pk=job.params["undo_of"], status=Job.DONE).update(status=Job.UNDONE)

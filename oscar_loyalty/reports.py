@@ -403,18 +403,9 @@ def start_export(kind, fmt, query, by=None, program=None):
     )
 
 
-# The views register how a querystring becomes rows (they own the filter forms).
+# kind -> ``function(querystring) -> (header, rows, stem)``, the dashboard's filters turned
+# into rows; filled by ``registry.register()``.
 SOURCES = {}
-
-
-def source(kind):
-    """Register ``function(querystring) -> (header, rows, stem)`` for export jobs of ``kind``."""
-
-    def register(function):
-        SOURCES[kind] = function
-        return function
-
-    return register
 
 
 def _write_job_file(job, items):
@@ -455,13 +446,11 @@ def delete_expired_exports():
     return count
 
 
-@jobs.handler(Job.EXPORT)
 def run_card_export(job, items):
     with translation.override(job.params.get("language") or None):
         return _write_job_file(job, items)
 
 
-@jobs.handler(Job.REPORT)
 def run_report_export(job, items):
     with translation.override(job.params.get("language") or None):
         return _write_job_file(job, items)

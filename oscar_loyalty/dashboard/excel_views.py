@@ -74,7 +74,6 @@ def _export(request, kind, fmt, queryset, source, query):
 # --- export sources (also run by the export jobs) -----------------------------------------
 
 
-@reports.source(Job.EXPORT)
 def card_source(query):
     """The card list's filter ``query`` as rows of the card export."""
     filterset = CardFilter(QueryDict(query), queryset=Card.objects.all())
@@ -82,7 +81,6 @@ def card_source(query):
     return reports.card_header(), reports.card_rows(queryset), "cards"
 
 
-@reports.source(Job.REPORT)
 def report_source(query):
     """The report's filter ``query`` as rows of the report export."""
     filters = ReportForm(QueryDict(query)).filters()

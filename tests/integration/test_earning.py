@@ -428,3 +428,19 @@ def test_a_failing_status_receiver_does_not_break_the_status_change(card, custom
     assert Order.objects.get(number=order.number).status == "Complete"
     # Nothing was lost: the accrual is still pending and can be scheduled again.
     assert accrual_of(order).status == Accrual.PENDING
+
+
+# --- a shop's own policy -------------------------------------------------------------------
+
+
+def test_a_forked_earning_policy_decides_what_earns(forked_loyalty, card, customer, kettle):
+    wrap = make_product("200", title="Gift wrap")
+    order = place_order(customer, [(kettle, 1), (wrap, 1)])
+    assert accrual_of(order).base == D("1000.00")
+    assert accrual_of(order).points == D("30.00")
+
+
+def test_without_a_fork_every_line_earns(card, customer, kettle):
+    wrap = make_product("200", title="Gift wrap")
+    order = place_order(customer, [(kettle, 1), (wrap, 1)])
+    assert accrual_of(order).points == D("36.00")
