@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from oscar_loyalty import conf
+from oscar_loyalty.descriptions import describe
 from oscar_loyalty.storage import export_storage
 
 ZERO = Decimal("0")
@@ -248,6 +249,15 @@ class AbstractCard(models.Model):
         related_name="debt_card",
         verbose_name=_("debt account"),
     )
+    # Set when the card was replaced (lost): the new card took over everything it held.
+    replaced_by = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaces",
+        verbose_name=_("replaced by"),
+    )
     created = models.DateTimeField(_("issued"), default=timezone.now, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -416,6 +426,7 @@ class AbstractTransfer(models.Model):
     EXPIRE = "expire"
     IMPORT = "import"
     BULK = "bulk"
+    MOVE = "move"
     KINDS = [
         (EARN, _("Earned on an order")),
         (SPEND, _("Spent")),
@@ -430,6 +441,7 @@ class AbstractTransfer(models.Model):
         (EXPIRE, _("Expired")),
         (IMPORT, _("Imported")),
         (BULK, _("Mass accrual or debit")),
+        (MOVE, _("Card replacement")),
     ]
 
     key = models.CharField(_("idempotency key"), max_length=200)
@@ -467,7 +479,17 @@ class AbstractTransfer(models.Model):
         db_index=False,  # loyalty_transfer_reverses
     )
     description = models.CharField(
-        _("description"), max_length=255, blank=True, help_text=_("The customer sees it.")
+        _("description"),
+        max_length=255,
+        blank=True,
+        help_text=_("The customer sees it. Typed by a manager; empty when generated."),
+    )
+    # What a generated description says (``oscar_loyalty.descriptions``), rendered in the
+    # reader's language rather than stored translated.
+    # db_default: rows written by set-based SQL (imports, mass jobs, benchmarks' floors) that
+    # name no code get none.
+    label_code = models.CharField(
+        _("generated description"), max_length=32, blank=True, default="", db_default=""
     )
     note = models.TextField(_("internal note"), blank=True)
     created_by = models.ForeignKey(
@@ -527,6 +549,11 @@ class AbstractTransfer(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Transfers are immutable; post a reversal instead.")
+
+    @property
+    def label(self):
+        """The description in the reader's language ("" if none: show the kind)."""
+        return describe(self.label_code, self.order_number, self.description)
 
     def signed_amount(self, account):
         """The amount as ``account`` sees it: positive in, negative out."""
@@ -771,6 +798,35 @@ class AbstractStatusChange(models.Model):
         verbose_name_plural = _("status changes")
 
 
+class AbstractPhoneChange(models.Model):
+    """Who changed a card's phone, when, from what to what."""
+
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.CASCADE,
+        related_name="phone_changes",
+        verbose_name=_("card"),
+    )
+    old_phone = models.CharField(_("from phone"), max_length=20, blank=True)
+    new_phone = models.CharField(_("to phone"), max_length=20, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created = models.DateTimeField(_("date"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+        verbose_name = _("phone change")
+        verbose_name_plural = _("phone changes")
+
+
 # The categories a new shop starts with (migration 0003): stored in English, shown translated.
 DEFAULT_CATEGORY_NAMES = {
     "Regular": _("Regular"),
@@ -826,6 +882,8 @@ class AbstractJob(models.Model):
         (EXPORT, _("Card export")),
         (REPORT, _("Points report export")),
     ]
+    # Where an import's rows came from (``params["source_kind"]``).
+    FILE, PASTED = "file", "pasted"
     NEW, RUNNING, DONE, FAILED, UNDONE = "new", "running", "done", "failed", "undone"
     STATUSES = [
         # shown beside a job of any kind ("Import #3 finished"), so worded to suit them all
@@ -885,6 +943,14 @@ class AbstractJob(models.Model):
     @property
     def percent(self):
         return int(self.done * 100 / self.total) if self.total else (100 if self.finished else 0)
+
+    @property
+    def source_label(self):
+        """Where an import's rows came from: the file's name, or pasted cells in the reader's
+        language (``params["source_kind"]`` is "pasted"; the name is then empty)."""
+        if self.params.get("source_kind") == self.PASTED:
+            return _("Pasted cells")
+        return self.params.get("source", "")
 
 
 class AbstractJobChunk(models.Model):

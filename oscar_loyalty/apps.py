@@ -14,9 +14,10 @@ class LoyaltyConfig(OscarConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # bulk, imports and reports register job handlers; checks and excel system checks
-        from oscar_loyalty import bulk, checks, excel, imports, receivers, reports  # noqa: F401
+        # checks and excel register system checks
+        from oscar_loyalty import checks, excel, receivers, registry  # noqa: F401
 
+        registry.register()
         receivers.connect()
         self.card_list_view = get_class("views", "CardListView")
 

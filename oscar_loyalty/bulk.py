@@ -122,7 +122,6 @@ def _details(job):
     }
 
 
-@jobs.handler(ACCRUAL)
 def mass_accrual(job, items):
     amount = ledger.to_amount(job.params["amount"])
     when = parse_datetime(job.params["available_at"]) if job.params.get("available_at") else None
@@ -169,7 +168,6 @@ def _pending(job, items, amount, when):
     return len(usable), _failures(errors)
 
 
-@jobs.handler(DEBIT)
 def mass_debit(job, items):
     amount = ledger.to_amount(job.params["amount"])
     key, details = _key(job), _details(job)

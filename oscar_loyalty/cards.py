@@ -2,11 +2,12 @@
 
 import secrets
 
-from django.db import IntegrityError, transaction
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import conf, ledger, phones
+from oscar_loyalty import conf, descriptions, ledger, phones
 from oscar_loyalty.exceptions import (
     CardExists,
     CardNumberInvalid,
@@ -14,10 +15,22 @@ from oscar_loyalty.exceptions import (
     StatusChangeRefused,
 )
 
+Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
+Hold = get_model("oscar_loyalty", "Hold")
+PhoneChange = get_model("oscar_loyalty", "PhoneChange")
 Program = get_model("oscar_loyalty", "Program")
 StatusChange = get_model("oscar_loyalty", "StatusChange")
 Transfer = get_model("oscar_loyalty", "Transfer")
+
+
+def _locked():
+    """Cards to lock for changing their own columns (status, phone, customer).
+
+    FOR NO KEY UPDATE where the database has it: every transfer written for a card holds a
+    KEY SHARE lock on the card's row (its foreign key), which FOR UPDATE would wait for, and
+    a spend holding the card's account would then wait for us: a deadlock."""
+    return Card.objects.select_for_update(no_key=connection.features.has_select_for_no_key_update)
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -76,7 +89,8 @@ def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
     """Issue a card of ``program`` to a customer, or to a phone of a future customer.
 
     A blank ``number`` is generated; the grade defaults to the programme's lowest. A phone
-    card of the same programme is attached to the customer instead of issuing a second one.
+    card of the same programme is attached to the customer instead of issuing a second one;
+    that card is returned with ``found = True`` (a new one has ``found = False``).
     """
     phone = phones.normalise(phone) if phone else ""
     number = clean_number(number) if number else ""
@@ -91,7 +105,9 @@ def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
         existing = Card.objects.filter(program=program, phone=phone).first()
         if existing is not None:
             if user is not None and existing.user_id is None and not number:
-                return attach(existing, user)
+                card = attach(existing, user)
+                card.found = True
+                return card
             raise CardExists(
                 _("The phone %(phone)s already has the card %(number)s of “%(program)s”.")
                 % {"phone": phones.display(phone), "number": existing.number, "program": program}
@@ -106,7 +122,7 @@ def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
         try:
             with transaction.atomic():
                 account = ledger.open_card_account(program)
-                return Card.objects.create(
+                card = Card.objects.create(
                     program=program,
                     number=number or generate_number(program),
                     user=user,
@@ -115,6 +131,8 @@ def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
                     account=account,
                     created_by=by,
                 )
+                card.found = False
+                return card
         except IntegrityError:
             if number:  # a concurrent issue took this customer, phone or number
                 raise CardExists(
@@ -161,12 +179,75 @@ def issue_on_registration(user):
     return issued
 
 
+def customers_with_phone(phone):
+    """Ids of the customers whose account, saved address or order has the canonical
+    ``phone`` (the places the import finds a card's owner in, and orders), as querysets to
+    filter with (``user_id__in``): each is a subquery of the caller's query, not one more."""
+    User = get_user_model()
+    e164 = "+" + phone
+    found = []
+    name = conf.user_phone_field
+    if name and any(f.name == name for f in User._meta.concrete_fields):
+        found.append(User.objects.filter(**{f"{name}__in": [phone, e164]}).values("pk"))
+    for label, model, field in (
+        ("address", "UserAddress", "phone_number"),
+        ("order", "Order", "shipping_address__phone_number"),
+    ):
+        try:
+            found.append(get_model(label, model).objects.filter(**{field: e164}).values("user_id"))
+        except LookupError:  # a shop without Oscar's address or order app
+            continue
+    return found
+
+
+def phone_clash(program, phone, exclude=None):
+    """The error for ``phone`` already on another card of ``program``, or ``None``."""
+    other = Card.objects.filter(program=program, phone=phone).exclude(pk=exclude).first()
+    if other is None:
+        return None
+    return CardExists(
+        _("The phone %(phone)s already has the card %(number)s of “%(program)s”.")
+        % {"phone": phones.display(phone), "number": other.number, "program": program}
+    )
+
+
+def change_phone(card, raw_phone, *, by=None):
+    """Give ``card`` another phone (any format; blank only for a customer's card) and record
+    who changed it from what to what. Raises ``PhoneInvalid`` or ``CardExists`` (the phone is
+    another card's of the programme); returns the card, unchanged if the phone is the same."""
+    phone = phones.normalise(raw_phone) if str(raw_phone or "").strip() else ""
+    try:
+        with transaction.atomic():
+            card = _locked().select_related("program").get(pk=card.pk)
+            if phone == card.phone:
+                return card
+            if not phone and card.user_id is None:
+                raise LoyaltyError(
+                    _("The card %(number)s has no customer yet, so it needs a phone.")
+                    % {"number": card.number}
+                )
+            clash = phone and phone_clash(card.program, phone, exclude=card.pk)
+            if clash:
+                raise clash
+            PhoneChange.objects.create(
+                card=card, old_phone=card.phone, new_phone=phone, created_by=by
+            )
+            card.phone = phone
+            card.save(update_fields=["phone"])
+    except IntegrityError:  # another card took the phone meanwhile
+        raise phone_clash(card.program, phone, exclude=card.pk) or CardExists(
+            _("The phone %(phone)s was just given to another card.")
+            % {"phone": phones.display(phone)}
+        ) from None
+    return card
+
+
 # --- status --------------------------------------------------------------------------------
 
 
 def _change_status(card, new_status, allowed_from, reason, by, message=""):
     with transaction.atomic():
-        card = Card.objects.select_for_update().get(pk=card.pk)
+        card = _locked().get(pk=card.pk)
         if card.status not in allowed_from:
             raise StatusChangeRefused(
                 _("The card %(number)s is %(status)s; this cannot be done now.")
@@ -198,6 +279,60 @@ def close(card, reason="", by=None, message=""):
     return _change_status(card, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by, message)
 
 
+# --- replacing a lost card ----------------------------------------------------------------
+
+
+def replace(card, *, reason, number="", by=None):
+    """Give the owner of ``card`` (lost, say) a new card that takes over everything, and
+    close ``card`` with ``reason``. Returns the new card.
+
+    The new number is ``number`` (checked like any issued number) or generated. The new card
+    gets the customer, the phone, the grade (manual or not, participating or not), the
+    purchases counted towards it, the points and the debt (moved by ``ledger.move_card``
+    under the key ``replace:<old card id>``), and every accrual and checkout hold, so that
+    points pending, refunds and cancellations of old orders go to it. The old card keeps its
+    history, links to the new one (``replaced_by``) and, closed, refuses any use.
+    Sent twice (a double submit), the second call returns the card the first one made.
+    """
+    with transaction.atomic():
+        old = _locked().select_related("program", "account").get(pk=card.pk)
+        if old.replaced_by_id:
+            return old.replaced_by
+        if old.status == Card.CLOSED:
+            raise LoyaltyError(
+                _("The card %(number)s is closed; a closed card cannot be replaced.")
+                % {"number": old.number}
+            )
+        user, phone = old.user, old.phone
+        # The customer and the phone are one card's per programme: free them for the new card.
+        Card.objects.filter(pk=old.pk).update(user=None, phone="")
+        new = issue_card(old.program, user=user, phone=phone, number=number, grade=old.grade, by=by)
+        # The grade as it was, and what ``grades`` counted of the purchases.
+        kept = [
+            "grade_is_manual",
+            "participates",
+            "spend_adjustment",
+            "lifetime_spend",
+            "last_order_at",
+        ]
+        for field in kept:
+            setattr(new, field, getattr(old, field))
+        new.save(update_fields=kept)
+        ledger.move_card(
+            old,
+            new,
+            f"replace:{old.pk}",
+            created_by=by,
+            note=reason,
+            label_code=descriptions.CARD_REPLACED,
+        )
+        Accrual.objects.filter(card=old).update(card=new)
+        Hold.objects.filter(card=old).update(card=new)
+        _change_status(old, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by)
+        Card.objects.filter(pk=old.pk).update(replaced_by=new)
+    return new
+
+
 # --- manual adjustments --------------------------------------------------------------------
 
 
@@ -205,18 +340,19 @@ def adjust(card, amount, key, *, by=None, description="", note=""):
     """A manager's correction of ``card``'s balance: ``amount`` points in, or out if negative.
 
     A new transfer of kind "adjust" against the programme's "issued" account, never an edit
-    of an old one; returns it. Blocked cards take adjustments (a manager may still correct
-    them), closed ones refuse them; a debit never takes the balance below zero. Raises
-    ``InvalidAmount``, ``InsufficientPoints``, ``CardUnavailable`` or ``KeyConflict`` (the
-    key was used for another adjustment).
+    of an old one; returns it. An accrual needs a card that may earn (active and
+    participating), as the card page's "Block" says; a debit, a manager's correction, is
+    taken from any card but a closed one. A debit never takes the balance below zero.
+    Raises ``InvalidAmount``, ``InsufficientPoints``, ``CardUnavailable`` or ``KeyConflict``
+    (the key was used for another adjustment).
     """
     text = str(amount).strip()
     points = ledger.to_amount(text.removeprefix("-"))
-    details = {"kind": Transfer.ADJUST, "check": ledger.OPEN, "created_by": by}
+    details = {"kind": Transfer.ADJUST, "created_by": by}
     details.update(description=description, note=note)
     if text.startswith("-"):
-        return ledger.debit_card(card, points, key, to=ledger.ISSUED, **details)
-    return ledger.credit_card(card, points, key, **details)
+        return ledger.debit_card(card, points, key, to=ledger.ISSUED, check=ledger.OPEN, **details)
+    return ledger.credit_card(card, points, key, check=ledger.USABLE, **details)
 
 
 def cards_of(user):

@@ -1,24 +1,20 @@
 """Points earned on orders: pending accruals, posting them, voiding and reversing them.
 
-Rounding: points = money that earns × grade percent / 100 / value of one point, rounded
-DOWN to a multiple of the programme's earning step. The money that earns is the order's
-lines after discounts, less excluded products and categories, plus shipping only if the
-programme says so, less whatever was paid with points (that part never earns).
+What earns and how it is rounded is ``policies.EarningPolicy``, which a shop may override.
 Reversals in proportion are rounded down too; the last reversal takes exactly what is left.
 """
 
 import logging
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, grades, ledger, phones
+from oscar_loyalty import cards, conf, descriptions, grades, ledger, phones
 from oscar_loyalty.exceptions import CardUnavailable
+from oscar_loyalty.loading import get_class
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
@@ -29,63 +25,9 @@ ZERO = Decimal("0.00")
 logger = logging.getLogger(__name__)
 
 
-def round_points(value, program):
-    """Round ``value`` down to the programme's earning step."""
-    step = program.earn_step
-    return ((value / step).to_integral_value(rounding=ROUND_DOWN) * step).quantize(Decimal("0.01"))
-
-
-def points_for(money, card):
-    """Points ``money`` earns on ``card`` at its grade."""
-    if card.grade is None or not card.participates or money <= 0:
-        return ZERO
-    return round_points(
-        money * card.grade.earn_percent / Decimal(100) / card.program.point_value, card.program
-    )
-
-
-def _excluded(program):
-    """Excluded product ids and category ids; excluding a category excludes its subcategories."""
-    categories = set()
-    for category in program.excluded_categories.all():
-        categories.update(category.get_descendants_and_self().values_list("pk", flat=True))
-    return set(program.excluded_products.values_list("pk", flat=True)), categories
-
-
-def line_earns(product, program, excluded=None):
-    """Whether a product earns points in ``program`` (not excluded itself or by category)."""
-    if product is None:
-        return True
-    products, categories = excluded or _excluded(program)
-    if product.pk in products or (product.parent_id and product.parent_id in products):
-        return False
-    if categories:
-        owner = product.parent if product.parent_id else product
-        if set(owner.get_categories().values_list("pk", flat=True)) & categories:
-            return False
-    return True
-
-
-def earning_base(order, program):
-    """Money of ``order`` that earns points in ``program``."""
-    excluded = _excluded(program)
-    base = sum(
-        (
-            line.line_price_incl_tax
-            for line in order.lines.select_related("product")
-            if line_earns(line.product, program, excluded)
-        ),
-        ZERO,
-    )
-    if program.shipping_earns:
-        base += order.shipping_incl_tax
-    paid_with_points = (
-        Hold.objects.filter(order_number=order.number, card__program=program)
-        .exclude(status=Hold.RELEASED)
-        .aggregate(s=Sum("money"))["s"]
-        or ZERO
-    )
-    return max(base - paid_with_points, ZERO)
+def policy():
+    """The shop's ``EarningPolicy`` (its fork's ``policies`` module may override it)."""
+    return get_class("policies", "EarningPolicy")()
 
 
 def cards_for_order(order):
@@ -109,12 +51,13 @@ def cards_for_order(order):
 def create_accruals(order):
     """Record the points ``order`` will earn, pending until it is complete. Idempotent."""
     created = []
+    earning_policy = policy()
     for card in cards_for_order(order):
         if not card.program.is_active or card.refusal():
             logger.info("Order %s earns nothing on card %s: %s", order.number, card, card.refusal())
             continue
-        base = earning_base(order, card.program)
-        points = points_for(base, card)
+        base = earning_policy.order_base(order, card.program)
+        points = earning_policy.points_for(base, card)
         if points <= 0:
             continue
         accrual, _ = Accrual.objects.get_or_create(
@@ -144,10 +87,9 @@ def _posting(accrual):
     if is_job_accrual(accrual):
         key = f"{accrual.order_number}:card:{accrual.card_id}"
         return key, Transfer.BULK, {"description": accrual.description}
-    description = accrual.description or _("Points for order %(number)s") % {
-        "number": accrual.order_number
-    }
-    details = {"order_number": accrual.order_number, "description": description}
+    details = {"order_number": accrual.order_number, "description": accrual.description}
+    if not accrual.description:
+        details["label_code"] = descriptions.ORDER_EARN
     return _key(accrual, "earn"), Transfer.EARN, details
 
 
@@ -201,7 +143,7 @@ def due_accruals():
     ).values_list("pk", flat=True)
 
 
-def take_back(accrual, points, key_suffix, reason):
+def take_back(accrual, points, key_suffix, label_code):
     """Take ``points`` of an accrual back: less to post if pending, a reversal if posted."""
     with transaction.atomic():
         accrual = (
@@ -218,7 +160,7 @@ def take_back(accrual, points, key_suffix, reason):
                 points,
                 _key(accrual, key_suffix),
                 order_number=accrual.order_number,
-                description=reason,
+                label_code=label_code,
             )
         accrual.reversed_points += points
         accrual.reversal_keys.append(key_suffix)
@@ -230,9 +172,8 @@ def take_back(accrual, points, key_suffix, reason):
 
 def cancel(order):
     """The whole order was cancelled: void or reverse everything it earned."""
-    reason = _("Order %(number)s cancelled") % {"number": order.number}
     for accrual in Accrual.objects.filter(order_number=order.number):
-        take_back(accrual, accrual.remaining, "cancel", reason)
+        take_back(accrual, accrual.remaining, "cancel", descriptions.ORDER_CANCEL)
         grades.recalculate(accrual.card)
 
 
@@ -243,14 +184,16 @@ def reverse_lines(order, lines):
     Shares are rounded down; once every earning line is gone, the last takes what is left.
     """
     lines = list(lines)
-    reason = _("Refund on order %(number)s") % {"number": order.number}
+    earning_policy = policy()
     for accrual in Accrual.objects.filter(order_number=order.number).select_related(
         "card__program"
     ):
         program = accrual.card.program
-        excluded = _excluded(program)
+        excluded = earning_policy.excluded(program)
         earning_lines = [
-            line for line in order.lines.all() if line_earns(line.product, program, excluded)
+            line
+            for line in order.lines.all()
+            if earning_policy.line_earns(line.product, program, excluded)
         ]
         gone = {line.pk for line in lines} | {
             line.pk for line in earning_lines if line.status in conf.refunded_line_statuses
@@ -259,17 +202,17 @@ def reverse_lines(order, lines):
         mine = [line for line in lines if line.pk in earning_pks]
         last_line = mine[-1] if mine and earning_pks <= gone else None
         for line in lines:
-            if not line_earns(line.product, program, excluded) or accrual.base <= 0:
+            if not earning_policy.line_earns(line.product, program, excluded) or accrual.base <= 0:
                 continue
             if line is last_line:  # every earning line is gone: take exactly what is left
                 share = accrual.points
             else:
-                share = round_points(
+                share = earning_policy.round_points(
                     accrual.points * min(line.line_price_incl_tax / accrual.base, Decimal(1)),
                     program,
                 )
             if share > 0:
-                take_back(accrual, share, f"line:{line.pk}", reason)
+                take_back(accrual, share, f"line:{line.pk}", descriptions.LINE_CANCEL)
         grades.recalculate(accrual.card)
 
 

@@ -105,8 +105,9 @@ class Table:
 
     rows: list = field(default_factory=list)
     width: int = 0
-    source: str = ""
+    source: str = ""  # the file's name; empty for pasted cells
     notes: list = field(default_factory=list)
+    pasted: bool = False
 
 
 def megabytes(size):
@@ -294,7 +295,7 @@ def read_pasted(text):
         raise _too_large(limit)
     if not text.strip():
         raise SpreadsheetError(_("Nothing was pasted."))
-    return _read_text(text, _("Pasted cells"), pasted=True)
+    return _read_text(text, "", pasted=True)
 
 
 def _decode(data):
@@ -328,9 +329,17 @@ def _delimiter(sample, pasted):
 
 
 def _read_text(text, source, pasted=False):
+    # A NUL deep in a .csv passes the binary check above; the database refuses it in JSON.
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise SpreadsheetError(
+            _("Line %(line)s holds a NUL character; save the table again as .xlsx or .csv.")
+            % {"line": text.count("\n", 0, nul) + 1}
+        )
     sample = "\n".join(text.splitlines()[:20])
     delimiter = _delimiter(sample, pasted)
     collector = _Collector(source)
+    collector.table.pasted = pasted
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
     try:
         for number, values in enumerate(reader, start=1):

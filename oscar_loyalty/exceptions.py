@@ -67,3 +67,7 @@ class PhoneInvalid(LoyaltyError):
 
 class GradeError(LoyaltyError):
     pass
+
+
+class PaymentRefused(LoyaltyError):
+    """Points cannot pay for this order as asked; the message tells the customer why."""

@@ -165,17 +165,42 @@ def set_grade(card, grade, *, by, reason, participates=True, spend_adjustment=No
 
 
 def release_manual_grade(card, *, by, reason):
-    """Let the card's grade follow its spend again (upgrades only)."""
-    Card.objects.filter(pk=card.pk).update(grade_is_manual=False, participates=True)
-    GradeChange.objects.create(
-        card=card,
-        old_grade=card.grade,
-        new_grade=card.grade,
-        automatic=False,
-        reason=reason,
-        created_by=by,
-    )
-    return recalculate(card)
+    """Let the card's grade follow its purchases again, starting now.
+
+    The grade is recomputed from what the card's purchases reach (the "already accumulated"
+    sum a manager entered included), so a manager's grade above it goes down and one below
+    it goes up; a card that was not participating takes part again. The change is recorded
+    from the manager's grade to the computed one, with ``reason`` and ``by``.
+    """
+    with transaction.atomic():
+        card = (
+            Card.objects.select_for_update(of=("self",))
+            .select_related("grade", "program")
+            .get(pk=card.pk)
+        )
+        card.lifetime_spend = counted_spend(card) + card.spend_adjustment
+        card.last_order_at = last_order_date(card)
+        target = grade_for_spend(card.program, card.lifetime_spend) or card.program.lowest_grade()
+        GradeChange.objects.create(
+            card=card,
+            old_grade=card.grade,
+            new_grade=target or card.grade,
+            automatic=False,
+            reason=reason,
+            created_by=by,
+        )
+        card.grade = target or card.grade
+        card.grade_is_manual, card.participates = False, True
+        card.save(
+            update_fields=[
+                "grade",
+                "grade_is_manual",
+                "participates",
+                "lifetime_spend",
+                "last_order_at",
+            ]
+        )
+    return card
 
 
 def delete_grade(grade, *, move_to=None, by=None):

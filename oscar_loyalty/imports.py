@@ -27,7 +27,6 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-import phonenumbers
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone, translation
@@ -35,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, inserts, jobs, ledger, phones
+from oscar_loyalty import cards, conf, descriptions, inserts, jobs, ledger, phones
 from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.inserts import among
@@ -45,6 +44,7 @@ Job = get_model("oscar_loyalty", "Job")
 JobChunk = get_model("oscar_loyalty", "JobChunk")
 Transfer = get_model("oscar_loyalty", "Transfer")
 Account = get_model("oscar_loyalty", "Account")
+Program = get_model("oscar_loyalty", "Program")
 
 PHONE, NUMBER, TOPUP, BALANCE = "phone", "number", "topup", "balance"
 ROLES = (PHONE, NUMBER, TOPUP, BALANCE)
@@ -173,108 +173,6 @@ def _checked_amount(value, raw):
     return value.quantize(CENT)
 
 
-class PhoneReader:
-    """``phones.normalise`` for many rows at a time.
-
-    The full parser costs about 45 µs a phone. A phone written the canonical way for the
-    default region (``79123456789``, ``+7 912 345-67-89``) is checked here against the
-    region's compiled number patterns with exactly the rules ``phonenumbers.is_valid_number``
-    applies; anything else (``8 912...``, letters, extensions) goes to ``phones.normalise``.
-    Tests compare both on many numbers.
-    """
-
-    _SHAPE = re.compile(r"\+?[0-9 ()\-.]+")
-
-    def __init__(self, region=None):
-        self.region = region or conf.phone_region
-        self.code = str(phonenumbers.country_code_for_region(self.region)) if self.region else ""
-        self.regions = []
-        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(self.code or 0), ()):
-            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
-            if metadata is not None:
-                self.regions.append(self._compile(metadata))
-
-    @staticmethod
-    def _desc(desc):
-        if desc is None or not desc.national_number_pattern:
-            return None
-        return (frozenset(desc.possible_length), re.compile(desc.national_number_pattern))
-
-    def _compile(self, metadata):
-        # Mobile and fixed-line first: most phones are one of them, and the order of the
-        # types does not change whether one of them matches.
-        types = [
-            self._desc(getattr(metadata, name))
-            for name in (
-                "mobile",
-                "fixed_line",
-                "premium_rate",
-                "toll_free",
-                "shared_cost",
-                "voip",
-                "personal_number",
-                "pager",
-                "uan",
-                "voicemail",
-            )
-        ]
-        prefix = metadata.national_prefix_for_parsing
-        return (
-            re.compile(metadata.leading_digits) if metadata.leading_digits else None,
-            self._desc(metadata.general_desc),
-            [t for t in types if t is not None],
-            re.compile(prefix) if prefix else None,
-        )
-
-    @staticmethod
-    def _matches(desc, national):
-        lengths, pattern = desc
-        return (not lengths or len(national) in lengths) and pattern.fullmatch(national)
-
-    def _valid(self, national):
-        for leading, general, types, _prefix in self.regions:
-            if leading is not None:
-                if not leading.match(national):
-                    continue
-            elif not (general and self._matches(general, national)):
-                continue
-            if not (general and self._matches(general, national)):
-                return False
-            for desc in types:
-                if self._matches(desc, national):
-                    return True
-            return False
-        return False
-
-    _SEPARATORS = str.maketrans("", "", "+ ()-.")
-
-    def _fast(self, text):
-        if not self.code or not self.regions:
-            return None
-        if text.isascii() and text.isdigit():
-            digits = text
-        elif self._SHAPE.fullmatch(text):
-            digits = text.translate(self._SEPARATORS)
-        else:
-            return None
-        if not digits.startswith(self.code) or len(digits) <= 10:
-            return None
-        national = digits[len(self.code) :]
-        if national.startswith("0"):
-            return None
-        for _leading, _general, _types, prefix in self.regions:
-            if prefix is not None and prefix.match(national):
-                return None  # a national prefix phonenumbers might strip: let it decide
-        return digits if self._valid(national) else False
-
-    def normalise(self, raw):
-        text = str(raw or "").strip()
-        fast = self._fast(text)
-        if fast:
-            return fast
-        return phones.normalise(text, self.region)
-
-
 # --- rows ------------------------------------------------------------------------------------
 
 
@@ -302,7 +200,7 @@ class Row:
         topup, balance = self.topup, self.balance
         return [
             self.n,
-            self.cells,
+            list(self.cells),
             self.phone,
             self.number,
             None if topup is None else str(topup),
@@ -561,11 +459,15 @@ def classify(row, known, seen_cards=None):
     base = row.balance if row.balance else card.balance
     target = base + topup
     if target < 0:
+        if row.balance:
+            message = _(
+                "The top-up %(topup)s would take the actual balance %(balance)s from the file "
+                "below zero."
+            )
+        else:
+            message = _("The top-up %(topup)s would take the card below zero: it has %(balance)s.")
         return _fail(
-            row,
-            TOPUP,
-            _("The top-up %(topup)s would take the card below zero: it has %(balance)s.")
-            % {"topup": format_points(topup), "balance": format_points(base)},
+            row, TOPUP, message % {"topup": format_points(topup), "balance": format_points(base)}
         )
     row.card, row.diff = card, target - card.balance
     if not row.diff:
@@ -600,7 +502,8 @@ def guess_header(table):
 
 
 def guess_mapping(table, has_header):
-    """A role (or ``""``) per column: from the header words, else from what the cells hold."""
+    """A role (or ``""``) per column: from the header words, then, for the columns and roles
+    the header left open, from what the cells hold."""
     width = table.width
     mapping = [""] * width
     if has_header:
@@ -608,10 +511,8 @@ def guess_mapping(table, has_header):
             role = role_of_header(cell)
             if role and role not in mapping:
                 mapping[index] = role
-    if any(mapping):
-        return mapping
     sample = [cells for _n, cells in table.rows[1 if has_header else 0 :][:200]]
-    reader = PhoneReader()
+    reader = phones.Reader()
 
     def share(index, test):
         values = [c[index] for c in sample if index < len(c) and c[index]]
@@ -639,16 +540,16 @@ def guess_mapping(table, has_header):
         except AmountError:
             return False
 
-    scores = [(share(i, is_phone), i) for i in range(width)]
-    best, index = max(scores, default=(0, None))
-    if best >= 0.5:
-        mapping[index] = PHONE
-    scores = [(share(i, is_number), i) for i in range(width) if not mapping[i]]
-    best, index = max(scores, default=(0, None))
-    if best >= 0.5:
-        mapping[index] = NUMBER
+    for role, test in ((PHONE, is_phone), (NUMBER, is_number)):
+        if role in mapping:
+            continue
+        scores = [(share(i, test), i) for i in range(width) if not mapping[i]]
+        best, index = max(scores, default=(0, None))
+        if best >= 0.5:
+            mapping[index] = role
     amounts = [i for i in range(width) if not mapping[i] and share(i, is_amount) >= 0.8]
-    for role, index in zip((TOPUP, BALANCE), amounts, strict=False):
+    open_roles = [role for role in (TOPUP, BALANCE) if role not in mapping]
+    for role, index in zip(open_roles, amounts, strict=False):
         mapping[index] = role
     return mapping
 
@@ -684,6 +585,7 @@ def create_draft(table, program, by=None, language=None):
     params = {
         "draft": True,
         "source": table.source,
+        "source_kind": Job.PASTED if table.pasted else Job.FILE,
         "notes": [str(note) for note in table.notes],
         "width": table.width,
         "first": list(table.rows[0][1]),
@@ -698,10 +600,11 @@ def create_draft(table, program, by=None, language=None):
     return job
 
 
-def table_rows(job):
-    """Every row of a draft, the first one included, as ``(n, cells)``."""
+def table_rows(job, items=None):
+    """Every row of a draft (its stored ``items`` when the caller has read them), the first
+    one included, as ``(n, cells)``."""
     rows = [] if not job.params.get("header") else [(job.params["first_n"], job.params["first"])]
-    rows.extend((item.n, tuple(item.cells)) for item in iter_items(job))
+    rows.extend((item.n, tuple(item.cells)) for item in items or iter_items(job))
     rows.sort()
     return rows
 
@@ -711,12 +614,17 @@ def recheck(job, mapping, has_header):
     _check(job, table_rows(job), mapping, has_header)
 
 
-@jobs.cycle_collector_paused()
 def _check(job, rows, mapping, has_header):
     """Parse and check every row, then store them in the draft's chunks with the totals."""
-    program = job.program
+    items, totals = _classified(job.program, rows, mapping, has_header)
+    return _store(job, items, totals, mapping, has_header)
+
+
+@jobs.cycle_collector_paused()
+def _classified(program, rows, mapping, has_header):
+    """``(items, totals)``: every row parsed and checked against the database, as stored."""
     data = rows[1:] if has_header else rows
-    reader = PhoneReader()
+    reader = phones.Reader()
     first_phone, first_number, seen_cards = {}, {}, {}
     totals = dict.fromkeys(("rows", NEW, SET, TOPPED, SAME, "errors"), 0)
     totals.update(opening=ZERO, added=ZERO, taken=ZERO)
@@ -743,11 +651,17 @@ def _check(job, rows, mapping, has_header):
                 else:
                     totals["taken"] -= row.diff
             items.append(row.item())
+    return items, {k: str(v) for k, v in totals.items()}
+
+
+def _store(job, items, totals, mapping, has_header):
+    """Save checked rows into the draft's chunks, with the totals and a new check token."""
+    size = conf.import_chunk_size
     params = dict(job.params)
     params.update(
         mapping=list(mapping),
         header=bool(has_header),
-        totals={k: str(v) for k, v in totals.items()},
+        totals=totals,
         checked=timezone.now().isoformat(),
     )
     with transaction.atomic():
@@ -816,26 +730,80 @@ def preview_rows(job, limit=20):
 
 
 def previous_imports(job):
-    """Finished imports of the same table into the same programme (top-ups would repeat)."""
+    """Imports of the same table into the same programme, started (running or waiting for a
+    worker) or finished: importing it again would repeat their top-ups."""
     return (
-        Job.objects.filter(kind=Job.IMPORT, program=job.program, status=Job.DONE)
+        Job.objects.filter(
+            kind=Job.IMPORT, program=job.program, status__in=[Job.NEW, Job.RUNNING, Job.DONE]
+        )
         .filter(params__digest=job.params.get("digest"))
+        .exclude(params__has_key="draft")
         .exclude(pk=job.pk)
         .order_by("-created")
     )
 
 
-def start(job):
-    """Turn a checked draft into a job the workers may run; the caller then queues it."""
+class ImportRepeated(LoyaltyError):
+    """The same table was started or finished meanwhile; confirm with ``again`` to repeat it."""
+
+
+class PreviewChanged(LoyaltyError):
+    """What the rows do changed since the preview; the draft now holds the new check."""
+
+
+def _outcome(item):
+    """What a stored row does, for telling whether a check again changed it: its card and
+    action, or that it is skipped. Not the amount: a balance that moved does not change what
+    "set to" or "add" means, and the chunk applies it to the balance it then finds."""
+    n, _cells, _phone, _number, _topup, _balance, errors, action, _diff, card_id = item
+    return n, bool(errors), action, card_id
+
+
+def start(job, again=False):
+    """Turn a checked draft into a job the workers may run; the caller then queues it.
+
+    Confirmations of one programme take turns (a lock on its row, one that card inserts do
+    not wait for), so two managers confirming the same table cannot both miss the other.
+    Under that lock the rows are checked again against the database: when what one does
+    changed (another import issued its card, a row became an error or stopped being one),
+    the new check is saved and ``PreviewChanged`` raised. The same table started or
+    finished before raises ``ImportRepeated`` unless ``again``. Either way the job stays a
+    draft that nothing runs.
+    """
     with transaction.atomic():
+        list(Program.objects.select_for_update(no_key=True).filter(pk=job.program_id))
         job = Job.objects.select_for_update().get(pk=job.pk)
         if not is_draft(job):
             raise LoyaltyError(_("This import has already been started."))
-        params = dict(job.params)
-        params.pop("draft")
-        job.params = params
-        job.created = job.progressed = timezone.now()
-        job.save(update_fields=["params", "created", "progressed"])
+        mapping, header = job.params["mapping"], job.params["header"]
+        stored = list(iter_items(job))
+        with translation.override(job.params.get("language") or None):
+            items, totals = _classified(job.program, table_rows(job, stored), mapping, header)
+        changed = list(map(_outcome, items)) != list(map(_outcome, stored))
+        earlier = None if again else previous_imports(job).first()
+        if changed:
+            _store(job, items, totals, mapping, header)
+        elif earlier is None:
+            params = dict(job.params)
+            params.pop("draft")
+            job.params = params
+            job.created = job.progressed = timezone.now()
+            job.save(update_fields=["params", "created", "progressed"])
+    if changed:
+        raise PreviewChanged(
+            _(
+                "The cards changed since the table was checked; the preview now shows what "
+                "each row will do. Look at it and confirm again."
+            )
+        )
+    if earlier is not None:
+        raise ImportRepeated(
+            _(
+                "This same table was imported as import #%(job)s; importing it again adds "
+                "its top-ups again. Tick “Import it again” if that is what you want."
+            )
+            % {"job": earlier.pk}
+        )
     return job
 
 
@@ -900,7 +868,6 @@ def row_key(job_id, n):
     return f"import:{job_id}:row:{n}"
 
 
-@jobs.handler(Job.IMPORT)
 def run_rows(job, items):
     """Job handler: apply a chunk of import rows (or undo them, for an undo job)."""
     with translation.override(job.params.get("language") or None):
@@ -910,14 +877,14 @@ def run_rows(job, items):
 
 
 def _description(row):
-    """What the customer reads in the card's history."""
+    """What the customer reads in the card's history (a ``descriptions`` code)."""
     if row.action == NEW:
-        return _("Opening balance of the card")
+        return descriptions.IMPORT_NEW
     if row.action == SET:
-        return _("Balance updated by the shop")
+        return descriptions.IMPORT_SET
     if row.diff > 0:
-        return _("Points added by the shop")
-    return _("Points taken by the shop")
+        return descriptions.IMPORT_ADD
+    return descriptions.IMPORT_TAKE
 
 
 def _note(job, row, text=None):
@@ -962,7 +929,9 @@ def _apply_rows(job, items):
     for row in rows:
         if row.errors:
             failures.append({"item": row.n, "reason": " ".join(m for _r, m in row.errors)})
-    todo = [r for r in rows if not r.errors]
+    # Rows that change nothing are neither applied nor skipped: the job page counts them
+    # as unchanged (done − applied − skipped).
+    todo = [r for r in rows if not r.errors and r.action != SAME]
     try:
         with transaction.atomic():
             _apply_bulk(job, todo)
@@ -1013,15 +982,11 @@ def _apply_bulk(job, rows):
     one transfer per row for the cards that exist."""
     program, job_id, by_id = job.program, job.pk, job.created_by_id
     note = _("Import #%(job)s, row %(row)s")
-    descriptions = {}
 
     def transfer(row):
-        """Key, amount, description and note of the row's transfer."""
-        kind = (row.action, row.diff > 0)
-        if kind not in descriptions:
-            descriptions[kind] = _description(row)
+        """Key, amount, description code and note of the row's transfer."""
         text = note % {"job": job_id, "row": row.n}
-        return row_key(job_id, row.n), abs(row.diff), descriptions[kind], text
+        return row_key(job_id, row.n), abs(row.diff), _description(row), text
 
     new = [r for r in rows if r.action == NEW]
     if new:
@@ -1049,7 +1014,7 @@ def _apply_bulk(job, rows):
             [transfer(row) for row in new],
             make_cards,
             Transfer.IMPORT,
-            fields=("description", "note"),
+            fields=("label_code", "note"),
             created_by_id=by_id,
         )
     issued = ledger.system_account(program, ledger.ISSUED).pk
@@ -1064,7 +1029,7 @@ def _apply_bulk(job, rows):
         key, amount, *extra = transfer(row)
         debit, credit = (issued, card.account_id) if row.diff > 0 else (card.account_id, issued)
         legs.append((key, Transfer.IMPORT, debit, credit, amount, card.id, *extra))
-    ledger.post_many(legs, fields=("description", "note"), created_by_id=by_id)
+    ledger.post_many(legs, fields=("label_code", "note"), created_by_id=by_id)
     for row in slow:
         _apply_one(job, row)
 
@@ -1072,7 +1037,7 @@ def _apply_bulk(job, rows):
 def _apply_one(job, row):
     """Apply one row with the ordinary services (the careful, slower path)."""
     details = {
-        "description": _description(row),
+        "label_code": _description(row),
         "note": _note(job, row),
         "created_by": job.created_by,
     }
@@ -1190,7 +1155,8 @@ def _undo_rows(job, numbers):
     The usual rows (the card still holds the imported points, or the import took points) are
     reversed in a few statements; a credit that partly repaid a debt goes through the
     ledger's take-back, which records that debt again; a card that spent the points is
-    refused. Rows reversed before (a redelivered chunk) count as done.
+    refused. It counts the rows it reversed; rows with nothing to reverse (unchanged,
+    skipped by the import, or reversed by an earlier undo) are neither reversed nor refused.
     """
     _prepare_chunk_transaction()
     original = Job.objects.get(pk=job.params["undo_of"])
@@ -1230,18 +1196,20 @@ def _undo_rows(job, numbers):
             ledger.post_many(
                 legs,
                 fields=("note", "reverses_id"),
-                description=_("Import cancelled by the shop"),
+                label_code=descriptions.IMPORT_UNDO,
                 created_by_id=job.created_by_id,
             )
+        reversed_rows = len(legs)
     except IntegrityError:  # reversed meanwhile by someone else: row by row, each replays
-        slow, failures = list(todo), []
+        slow, failures, reversed_rows = list(todo), [], 0
     for n in slow:
         try:
             with transaction.atomic():
                 _undo_one(job, original, n, *todo[n])
+            reversed_rows += 1
         except (LoyaltyError, IntegrityError) as exc:
             failures.append({"item": n, "reason": str(exc)})
-    return len(numbers) - len(failures), failures
+    return reversed_rows, failures
 
 
 def _undo_one(job, original, n, transfer, repaid):
@@ -1260,14 +1228,13 @@ def _undo_one(job, original, n, transfer, repaid):
     ledger.reverse(
         transfer,
         key,
-        description=_("Import cancelled by the shop"),
+        label_code=descriptions.IMPORT_UNDO,
         note=_("Undo of import #%(job)s, row %(row)s") % {"job": original.pk, "row": n},
         created_by=job.created_by,
     )
 
 
-@jobs.finisher(Job.IMPORT)
-def _mark_undone(job):
+def mark_undone(job):
     """An undo job that refused nothing leaves its import undone as a whole."""
     if is_undo(job) and job.failed == 0:
         Job.objects.filter(pk=job.params["undo_of"], status=Job.DONE).update(status=Job.UNDONE)

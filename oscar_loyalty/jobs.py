@@ -26,30 +26,11 @@ Job = get_model("oscar_loyalty", "Job")
 JobChunk = get_model("oscar_loyalty", "JobChunk")
 
 logger = logging.getLogger(__name__)
+# kind -> handler, and kind -> ``function(job)`` run in the transaction that marks a job
+# done; filled by ``registry.register()``.
 HANDLERS = {}
 FINISHERS = {}
 MAX_STORED_ERRORS = 10_000
-
-
-def handler(kind):
-    """Register the function that processes the items of jobs of ``kind``."""
-
-    def register(function):
-        HANDLERS[kind] = function
-        return function
-
-    return register
-
-
-def finisher(kind):
-    """Register ``function(job)``, run when a job of ``kind`` is done, in the transaction that
-    marks it so."""
-
-    def register(function):
-        FINISHERS[kind] = function
-        return function
-
-    return register
 
 
 def create(kind, items, *, program=None, params=None, by=None, chunk_size=None):

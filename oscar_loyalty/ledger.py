@@ -195,6 +195,10 @@ def history(card, customer_view=False):
     a debt (a checkout hold turning into a payment), which would only puzzle a customer.
     """
     transfers = Transfer.objects.filter(card=card)
+    if card.replaced_by_id:  # what moved out is recorded on the replacement (``move_card``)
+        transfers = Transfer.objects.filter(
+            Q(card=card) | Q(card_id=card.replaced_by_id, kind=Transfer.MOVE)
+        )
     if customer_view:
         transfers = transfers.filter(
             Q(credit_id=card.account_id) | Q(debit_id=card.account_id) | Q(kind=Transfer.DEBT)
@@ -505,6 +509,7 @@ def reverse(transfer, key, amount=None, **details):
     amount = to_amount(amount if amount is not None else transfer.amount)
     card = transfer.card
     details.setdefault("description", transfer.description)
+    details.setdefault("label_code", transfer.label_code)
     details.setdefault("order_number", transfer.order_number)
     with transaction.atomic():
         if card is not None:
@@ -578,6 +583,57 @@ def refund(card, amount, key, **details):
         return [_leg(key, Transfer.REFUND, redeemed, card.account, amount, card, **details)]
 
     return _first(_write(key, card, amount, legs))
+
+
+# --- replacing a card ----------------------------------------------------------------------
+
+
+def move_card(card, to_card, key, **details):
+    """Move all that ``card`` holds, its points and its debt, to ``to_card`` (a lost card's
+    replacement); return the legs recorded.
+
+    Card to card, nothing through the programme: the points leg (``key``) goes from
+    ``card``'s account to ``to_card``'s, the debt leg (``key:debt``, or ``key`` alone) from
+    ``to_card``'s debt account to ``card``'s, so ``card`` ends with nothing and owing nothing.
+    Both legs belong to ``to_card``; ``history`` shows them on ``card`` too once it is
+    ``replaced_by`` it. Both cards' accounts are locked first, so a spend racing the move
+    either happens before it or finds the points gone. A key recorded before between these
+    two cards is a replay and returns its legs; recorded for other cards, ``KeyConflict``.
+    Nothing held: no legs.
+    """
+    with transaction.atomic():
+        balances, debts = lock_balances(
+            [(card.pk, card.account_id), (to_card.pk, to_card.account_id)]
+        )
+        recorded = list(Transfer.objects.filter(key__in=[key, f"{key}:debt"]).order_by("id"))
+        if recorded:
+            if any(t.kind != Transfer.MOVE or t.card_id != to_card.pk for t in recorded):
+                raise KeyConflict(key)
+            return recorded
+        points = balances[card.account_id]
+        debt_id = debts.get(card.pk)
+        owed = -balances[debt_id] if debt_id else ZERO
+        legs = []
+        if points > 0:
+            legs.append(
+                _leg(key, Transfer.MOVE, card.account, to_card.account, points, to_card, **details)
+            )
+        if owed > 0:
+            if debt_id != card.debt_account_id:  # opened since the caller read the card
+                card.debt_account = Account.objects.get(pk=debt_id)
+            legs.append(
+                _leg(
+                    f"{key}:debt" if legs else key,
+                    Transfer.MOVE,
+                    _debt_account(to_card),
+                    card.debt_account,
+                    owed,
+                    to_card,
+                    **details,
+                )
+            )
+        _apply(legs)
+        return legs
 
 
 # --- many cards at once (mass accruals and debits) -----------------------------------------

@@ -95,6 +95,14 @@ if not is_model_registered("oscar_loyalty", "StatusChange"):
     __all__.append("StatusChange")
 
 
+if not is_model_registered("oscar_loyalty", "PhoneChange"):
+
+    class PhoneChange(abstract_models.AbstractPhoneChange):
+        pass
+
+    __all__.append("PhoneChange")
+
+
 if not is_model_registered("oscar_loyalty", "Category"):
 
     class Category(abstract_models.AbstractCategory):

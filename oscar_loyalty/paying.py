@@ -1,10 +1,5 @@
-"""Paying for orders with points: the programme's policy, and the hold that carries a payment
-from the checkout to the order.
-
-Policy: points may pay for at most ``max_pay_percent`` of the order, shipping included only
-if the programme says so, and never fewer than ``min_spend_points`` at once. Points are
-counted in hundredths; their money value is points × value of a point, rounded down to the
-kopek, so the shop never gives more than the policy allows.
+"""Paying for orders with points: the programme's policy (``policies.PaymentPolicy``, which a
+shop may override), and the hold that carries a payment from the checkout to the order.
 
 Lifecycle, one ``Hold`` row per order number:
     hold      payment is taken: points move to the programme's "held" account;
@@ -19,17 +14,21 @@ payment gets a new attempt (``order:<number>:hold:2``) on the same row.
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Subquery
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, earning, ledger
-from oscar_loyalty.exceptions import LoyaltyError
-from oscar_loyalty.formats import format_points
+from oscar_loyalty import cards, conf, descriptions, earning, ledger
+from oscar_loyalty.exceptions import PaymentRefused as PaymentRefused
+from oscar_loyalty.loading import get_class
+from oscar_loyalty.policies import money_for as money_for
+from oscar_loyalty.policies import round_money
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Hold = get_model("oscar_loyalty", "Hold")
@@ -42,24 +41,10 @@ PaymentTransaction = get_model("payment", "Transaction")
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
-HUNDRED = Decimal(100)
 SOURCE_TYPE_CODE = "bonus-points"
-SOURCE_TYPE_NAME = "Bonus points"
+SOURCE_TYPE_NAME = gettext_noop("Bonus points")
 
 logger = logging.getLogger(__name__)
-
-
-class PaymentRefused(LoyaltyError):
-    """Points cannot pay for this order as asked; the message tells the customer why."""
-
-
-def _down(value):
-    return Decimal(value).quantize(CENT, rounding=ROUND_DOWN)
-
-
-def money_for(points, program):
-    """The money ``points`` pay for in ``program``."""
-    return _down(Decimal(points) * program.point_value)
 
 
 # --- the customer's card -------------------------------------------------------------------
@@ -92,73 +77,6 @@ def payment_card(user):
 # --- the policy ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Allowance:
-    """What a card may spend on one order, with the figures that explain it."""
-
-    card: object
-    balance: Decimal
-    total: Decimal  # the order total, money
-    payable: Decimal  # the part of it points may pay for, before the share limit
-    cap_points: Decimal  # most points the policy allows on this order, whatever the balance
-    max_points: Decimal  # most points usable on this order (0: none)
-    reason: str | None  # why no points can be used, if so
-
-    @property
-    def program(self):
-        return self.card.program
-
-    @property
-    def point_value(self):
-        return self.program.point_value
-
-    @property
-    def max_pay_percent(self):
-        return self.program.max_pay_percent
-
-    @property
-    def min_points(self):
-        return self.program.min_spend_points
-
-    @property
-    def shipping_payable(self):
-        return self.program.shipping_payable
-
-    @property
-    def cap_money(self):
-        return money_for(self.cap_points, self.program)
-
-    @property
-    def limited_by_balance(self):
-        return self.balance < self.cap_points
-
-    @property
-    def max_money(self):
-        return money_for(self.max_points, self.program)
-
-    def check(self, points):
-        """Raise ``PaymentRefused`` unless ``points`` may be spent on this order."""
-        if self.reason:
-            raise PaymentRefused(self.reason)
-        try:
-            points = ledger.to_amount(points)
-        except LoyaltyError:
-            raise PaymentRefused(
-                _("Enter a positive number of points with at most two decimal places.")
-            ) from None
-        if points < self.min_points:
-            raise PaymentRefused(
-                _("At least %(min)s points can be used at once.")
-                % {"min": format_points(self.min_points)}
-            )
-        if points > self.max_points:
-            raise PaymentRefused(
-                _("At most %(max)s points can be used on this order.")
-                % {"max": format_points(self.max_points)}
-            )
-        return points
-
-
 def held_for(order_number, card):
     """Points ``card`` already holds for ``order_number`` (a customer back from a payment
     page): they count as available again for that same order."""
@@ -168,73 +86,21 @@ def held_for(order_number, card):
     return hold.points if hold else ZERO
 
 
+def policy():
+    """The shop's ``PaymentPolicy`` (its fork's ``policies`` module may override it)."""
+    return get_class("policies", "PaymentPolicy")()
+
+
 def allowance(card, total, shipping=ZERO, held=ZERO):
     """The most ``card`` may spend on an order of ``total`` money, ``shipping`` included;
-    ``held``: points it already holds for this order."""
-    program = card.program
-    balance = card.account.balance + held
-    payable = Decimal(total) - (ZERO if program.shipping_payable else Decimal(shipping))
-    payable = max(payable, ZERO)
-    cap_money = _down(payable * program.max_pay_percent / HUNDRED)
-    cap_points = _down(cap_money / program.point_value)
-    max_points = min(balance, cap_points)
-    reason = card.refusal()
-    if reason is None:
-        if balance <= 0:
-            reason = _("You have no points to spend yet.")
-        elif cap_points <= 0:
-            reason = _("This order cannot be paid with points.")
-        elif balance < program.min_spend_points:
-            reason = _(
-                "At least %(min)s points can be used at once; your card has %(balance)s."
-            ) % {
-                "min": format_points(program.min_spend_points),
-                "balance": format_points(balance),
-            }
-        elif max_points < program.min_spend_points:
-            reason = _(
-                "This order is too small: at most %(max)s points could pay for it, "
-                "and at least %(min)s can be used at once."
-            ) % {
-                "max": format_points(cap_points),
-                "min": format_points(program.min_spend_points),
-            }
-    if reason:
-        max_points = ZERO
-    return Allowance(
-        card=card,
-        balance=balance,
-        total=Decimal(total),
-        payable=payable,
-        cap_points=cap_points,
-        max_points=max_points,
-        reason=reason,
-    )
+    ``held``: points it already holds for this order (``policies.Allowance``)."""
+    return policy().allowance(card, total, shipping, held)
 
 
 def basket_earning(card, basket, shipping=ZERO, paid_with_points=ZERO):
     """Points an order of ``basket`` would earn on ``card``, never counting the part paid
-    with points (the same rule as ``earning.earning_base`` for a placed order)."""
-    if card is None or card.refusal() or not card.program.is_active:
-        return ZERO
-    program = card.program
-    excluded = earning._excluded(program)
-    base = sum(
-        (
-            (
-                line.line_price_incl_tax_incl_discounts
-                if line.is_tax_known
-                else line.line_price_excl_tax_incl_discounts
-            )
-            or ZERO
-            for line in basket.all_lines()
-            if earning.line_earns(line.product, program, excluded)
-        ),
-        ZERO,
-    )
-    if program.shipping_earns:
-        base += Decimal(shipping)
-    return earning.points_for(max(base - Decimal(paid_with_points), ZERO), card)
+    with points."""
+    return earning.policy().basket_points(card, basket, shipping, paid_with_points)
 
 
 # --- holds ---------------------------------------------------------------------------------
@@ -258,12 +124,13 @@ def _locked(order_number):
     )
 
 
-def _release_locked(hold, description):
+def _release_locked(hold, label_code, description=""):
     ledger.release(
         hold.card,
         hold.points,
         _key(hold.order_number, "release", _attempts(hold.order_number)),
         order_number=hold.order_number,
+        label_code=label_code,
         description=description,
     )
     hold.status, hold.closed = Hold.RELEASED, timezone.now()
@@ -311,7 +178,7 @@ def _first_hold(card, order_number, points, money):
         _key(order_number, "hold"),
         savepoint=False,
         order_number=order_number,
-        description=_("Payment for order %(number)s") % {"number": order_number},
+        label_code=descriptions.ORDER_HOLD,
     )
     return hold
 
@@ -329,9 +196,7 @@ def _hold(card, order_number, points, money):
             hold.created = now
             hold.save(update_fields=["created"])
             return hold
-        _release_locked(
-            hold, _("Reservation changed for order %(number)s") % {"number": order_number}
-        )
+        _release_locked(hold, descriptions.HOLD_CHANGED)
     if hold.pk is not None:
         attempt = _attempts(order_number) + 1
     ledger.hold(
@@ -339,7 +204,7 @@ def _hold(card, order_number, points, money):
         points,
         _key(order_number, "hold", attempt),
         order_number=order_number,
-        description=_("Payment for order %(number)s") % {"number": order_number},
+        label_code=descriptions.ORDER_HOLD,
     )
     hold.card, hold.points, hold.money = card, points, money
     hold.status, hold.refunded_points, hold.created, hold.closed = Hold.HELD, ZERO, now, None
@@ -347,10 +212,11 @@ def _hold(card, order_number, points, money):
     return hold
 
 
-def release(order_number, description=None, older_than=None):
+def release(order_number, description="", older_than=None):
     """Give the points held for ``order_number`` back, unless the order exists after all
-    (then they are captured: the order was paid with them). ``older_than``: only a hold
-    created before that moment (the periodic clean-up re-checks under the lock)."""
+    (then they are captured: the order was paid with them). ``description``: text to show
+    as typed instead of the generated one. ``older_than``: only a hold created before that
+    moment (the periodic clean-up re-checks under the lock)."""
     with transaction.atomic():
         hold = _locked(order_number)
         if hold is None or hold.status != Hold.HELD:
@@ -359,11 +225,7 @@ def release(order_number, description=None, older_than=None):
             return hold
         order = Order.objects.filter(number=order_number).first()
         if order is None:
-            _release_locked(
-                hold,
-                description
-                or _("Order %(number)s was not placed: points returned") % {"number": order_number},
-            )
+            _release_locked(hold, descriptions.ORDER_NOT_PLACED, description)
             return hold
     return capture(order_number)
 
@@ -398,7 +260,7 @@ def _capture(order_number, savepoint):
                 _key(order_number, "capture"),
                 savepoint=savepoint,
                 order_number=order_number,
-                description=_("Payment for order %(number)s confirmed") % {"number": order_number},
+                label_code=descriptions.ORDER_CAPTURE,
             )
             hold.status, hold.closed = Hold.CAPTURED, timezone.now()
             hold.save(update_fields=["status", "closed"])
@@ -425,9 +287,15 @@ def release_stale_holds(now=None):
 
 
 def source_type():
-    """The "Bonus points" payment source type, created on first use."""
+    """The "Bonus points" payment source type, created on first use.
+
+    Found by its code; named in the shop's ``LANGUAGE_CODE``, as a shop names its other
+    payment methods, since Oscar's pages show the stored name (a manager may rename it).
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        name = _(SOURCE_TYPE_NAME)
     found, _created = SourceType.objects.get_or_create(
-        code=SOURCE_TYPE_CODE, defaults={"name": SOURCE_TYPE_NAME}
+        code=SOURCE_TYPE_CODE, defaults={"name": name}
     )
     return found
 
@@ -469,13 +337,13 @@ def _sync_refunds(order, hold, key):
 def _refunded_money(hold):
     if hold.refunded_points >= hold.points:
         return hold.money
-    return _down(hold.money * hold.refunded_points / hold.points)
+    return round_money(hold.money * hold.refunded_points / hold.points)
 
 
 # --- after the order -----------------------------------------------------------------------
 
 
-def _refund(order, suffix, amount_of, description):
+def _refund(order, suffix, amount_of, label_code):
     key = _key(order.number, f"refund:{suffix}")
     with transaction.atomic():
         hold = _locked(order.number)
@@ -488,7 +356,7 @@ def _refund(order, suffix, amount_of, description):
         amount = min(amount_of(hold), hold.points - hold.refunded_points)
         if amount <= 0:
             return ZERO
-        ledger.refund(hold.card, amount, key, order_number=order.number, description=description)
+        ledger.refund(hold.card, amount, key, order_number=order.number, label_code=label_code)
         hold.refunded_points += amount
         hold.save(update_fields=["refunded_points"])
         _sync_refunds(order, hold, key)
@@ -497,12 +365,7 @@ def _refund(order, suffix, amount_of, description):
 
 def refund_order(order):
     """The order was cancelled: every point spent on it that is not back yet returns."""
-    return _refund(
-        order,
-        "all",
-        lambda hold: hold.points,
-        _("Order %(number)s cancelled: points returned") % {"number": order.number},
-    )
+    return _refund(order, "all", lambda hold: hold.points, descriptions.ORDER_REFUND)
 
 
 def refund_lines(order, lines):
@@ -528,14 +391,9 @@ def refund_lines(order, lines):
             )
             if base <= 0:
                 return ZERO
-            return _down(hold.points * min(line.line_price_incl_tax / base, Decimal(1)))
+            return round_money(hold.points * min(line.line_price_incl_tax / base, Decimal(1)))
 
-        returned += _refund(
-            order,
-            line.pk,
-            share,
-            _("Refund on order %(number)s: points returned") % {"number": order.number},
-        )
+        returned += _refund(order, line.pk, share, descriptions.LINE_REFUND)
     return returned
 
 

@@ -33,6 +33,7 @@ from django.utils.translation import pgettext
 from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel, jobs, ledger, phones, storage
+from oscar_loyalty.descriptions import describe
 
 Account = get_model("oscar_loyalty", "Account")
 Card = get_model("oscar_loyalty", "Card")
@@ -287,6 +288,7 @@ def report_rows(queryset):
         "kind",
         "change",
         "amount",
+        "label_code",
         "description",
         "note",
         "order_number",
@@ -303,6 +305,7 @@ def report_rows(queryset):
         kind,
         change,
         amount,
+        label_code,
         description,
         note,
         order_number,
@@ -318,7 +321,7 @@ def report_rows(queryset):
             str(kinds.get(kind, kind)),
             change,
             amount,
-            description,
+            describe(label_code, order_number, description),
             note,
             order_number,
             by or "",
@@ -400,18 +403,9 @@ def start_export(kind, fmt, query, by=None, program=None):
     )
 
 
-# The views register how a querystring becomes rows (they own the filter forms).
+# kind -> ``function(querystring) -> (header, rows, stem)``, the dashboard's filters turned
+# into rows; filled by ``registry.register()``.
 SOURCES = {}
-
-
-def source(kind):
-    """Register ``function(querystring) -> (header, rows, stem)`` for export jobs of ``kind``."""
-
-    def register(function):
-        SOURCES[kind] = function
-        return function
-
-    return register
 
 
 def _write_job_file(job, items):
@@ -452,13 +446,11 @@ def delete_expired_exports():
     return count
 
 
-@jobs.handler(Job.EXPORT)
 def run_card_export(job, items):
     with translation.override(job.params.get("language") or None):
         return _write_job_file(job, items)
 
 
-@jobs.handler(Job.REPORT)
 def run_report_export(job, items):
     with translation.override(job.params.get("language") or None):
         return _write_job_file(job, items)

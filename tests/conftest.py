@@ -136,6 +136,14 @@ def _forget_system_accounts():
 
 
 @pytest.fixture
+def forked_loyalty(monkeypatch):
+    """The shop has forked oscar_loyalty as ``tests.loyalty_fork``, with its own policies."""
+    from django.apps import apps
+
+    monkeypatch.setattr(apps.get_app_config("oscar_loyalty"), "name", "tests.loyalty_fork")
+
+
+@pytest.fixture
 def program(db):
     """Programme "bonus" with grades Base 0 → 3%, Silver 10 000 → 5%, Gold 30 000 → 7%."""
     from tests import factories

@@ -37,6 +37,8 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-card-list": perms("view_card"),
         "loyalty-card-create": perms("add_card"),
         "loyalty-card-detail": perms("view_card"),
+        "loyalty-card-phone": perms("change_card"),
+        "loyalty-card-replace": perms("add_card", "change_card", "add_transfer"),
         "loyalty-card-grade": perms("change_card"),
         "loyalty-card-status": perms("change_card"),
         "loyalty-card-adjust": perms("add_transfer"),
@@ -88,6 +90,8 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.card_list_view = get_class(views, "CardListView")
         self.card_create_view = get_class(views, "CardIssueView")
         self.card_detail_view = get_class(views, "CardDetailView")
+        self.card_phone_view = get_class(views, "CardPhoneView")
+        self.card_replace_view = get_class(views, "CardReplaceView")
         self.card_grade_view = get_class(views, "CardGradeView")
         self.card_status_view = get_class(views, "CardStatusView")
         self.card_adjust_view = get_class(views, "CardAdjustView")
@@ -143,6 +147,14 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
             path("cards/", self.card_list_view.as_view(), name="loyalty-card-list"),
             path("cards/new/", self.card_create_view.as_view(), name="loyalty-card-create"),
             path("cards/<int:pk>/", self.card_detail_view.as_view(), name="loyalty-card-detail"),
+            path(
+                "cards/<int:pk>/phone/", self.card_phone_view.as_view(), name="loyalty-card-phone"
+            ),
+            path(
+                "cards/<int:pk>/replace/",
+                self.card_replace_view.as_view(),
+                name="loyalty-card-replace",
+            ),
             path(
                 "cards/<int:pk>/grade/", self.card_grade_view.as_view(), name="loyalty-card-grade"
             ),

@@ -2,6 +2,7 @@
 the points report's filter."""
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -47,6 +48,33 @@ class ImportForm(forms.Form):
         programs = self.fields["program"].queryset
         if len(programs[:2]) == 1:
             self.fields["program"].initial = programs[0]
+
+    # Bytes of the form's other fields (CSRF token, programme, field names), which count
+    # towards DATA_UPLOAD_MAX_MEMORY_SIZE with the pasted text.
+    form_room = 1024
+
+    @classmethod
+    def paste_limit(cls):
+        """The most bytes of pasted text, line ends sent as CRLF, that the import accepts:
+        what Django lets through (``DATA_UPLOAD_MAX_MEMORY_SIZE`` less the other fields) and
+        no more than a file may hold. The page's script and the form check this number."""
+        limit = conf.import_max_file_bytes
+        if settings.DATA_UPLOAD_MAX_MEMORY_SIZE is not None:
+            limit = min(limit, settings.DATA_UPLOAD_MAX_MEMORY_SIZE - cls.form_room)
+        return limit
+
+    @classmethod
+    def paste_too_large(cls):
+        return _(
+            "That is too much text to paste (at most %(size)s KB): save the table as .xlsx "
+            "or .csv and upload the file."
+        ) % {"size": cls.paste_limit() // 1024}
+
+    def clean_text(self):
+        text = self.cleaned_data.get("text") or ""
+        if len(text.encode("utf-8")) > self.paste_limit():
+            raise forms.ValidationError(self.paste_too_large())
+        return text
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
@@ -123,9 +151,15 @@ class MappingForm(forms.Form):
 
 
 class ConfirmForm(forms.Form):
-    """Step 3: apply what the preview showed (the token is the time of that check)."""
+    """Step 3: apply what the preview showed (the token is the time of that check); a table
+    imported before needs "Import it again" ticked."""
 
     checked = forms.CharField(widget=forms.HiddenInput)
+    again = forms.BooleanField(
+        label=_("Import it again"),
+        required=False,
+        help_text=_("The same table was imported before: its top-ups are added once more."),
+    )
 
     def __init__(self, *args, job, **kwargs):
         self.job = job

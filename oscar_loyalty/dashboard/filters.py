@@ -18,7 +18,7 @@ from django.utils.translation import pgettext_lazy
 from oscar.core.loading import get_model
 from oscar.templatetags.currency_filters import currency
 
-from oscar_loyalty import phones
+from oscar_loyalty import cards, phones
 from oscar_loyalty.formats import format_points
 
 Card = get_model("oscar_loyalty", "Card")
@@ -97,7 +97,11 @@ class CardFilter(django_filters.FilterSet):
         fields = []
 
     def search(self, queryset, name, value):
-        """A card number (or its start), a phone in any format, an e-mail, or a name."""
+        """A card number (or its start), a phone in any format, an e-mail, or a name.
+
+        A phone finds the cards of customers who have it on their account, a saved address or
+        an order too (subqueries: the page needs no more queries; Oscar does not index those
+        phone columns, which only a phone search reads)."""
         value = value.strip()
         if not value:
             return queryset
@@ -107,8 +111,10 @@ class CardFilter(django_filters.FilterSet):
             if digits:
                 condition |= Q(number__startswith=digits)
             phone = phones.normalise_or_none(value)
-            if phone:
+            if phone:  # the card's phone, or its customer's on the account, an address, an order
                 condition |= Q(phone=phone)
+                for customers in cards.customers_with_phone(phone):
+                    condition |= Q(user_id__in=customers)
         elif "@" in value:
             condition |= Q(user__email__iexact=value)
         else:

@@ -240,6 +240,61 @@ class CardIssueForm(forms.Form):
             return None
 
 
+class CardPhoneForm(forms.Form):
+    """Change a card's phone; the change is recorded with who made it."""
+
+    phone = forms.CharField(
+        max_length=32,
+        required=False,
+        label=_("Phone"),
+        help_text=_("Any format: 8 912 345-67-89 or +7 912 345 67 89."),
+    )
+
+    def __init__(self, *args, card, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.card = card
+        if not self.is_bound:
+            self.initial["phone"] = phones.display(card.phone)
+
+    def save(self, by):
+        try:
+            return cards.change_phone(self.card, self.cleaned_data["phone"], by=by)
+        except LoyaltyError as exc:
+            self.add_error("phone", str(exc))
+            return None
+
+
+class CardReplaceForm(forms.Form):
+    """Replace a lost card by a new number that takes over everything the card holds."""
+
+    number = forms.CharField(
+        max_length=40,
+        required=False,
+        label=_("New card number"),
+        help_text=_("Leave it empty to generate a number."),
+    )
+    reason = forms.CharField(max_length=255, label=_("Reason"))
+
+    def __init__(self, *args, card, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.card = card
+
+    def clean_number(self):
+        number = self.cleaned_data["number"].strip()
+        try:
+            return cards.clean_number(number) if number else ""
+        except LoyaltyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def save(self, by):
+        data = self.cleaned_data
+        try:
+            return cards.replace(self.card, number=data["number"], reason=data["reason"], by=by)
+        except LoyaltyError as exc:
+            self.add_error(None, str(exc))
+            return None
+
+
 class CardGradeForm(forms.Form):
     AUTOMATIC, NOT_PARTICIPATING = "auto", "none"
 
@@ -256,12 +311,6 @@ class CardGradeForm(forms.Form):
         ),
     )
     reason = forms.CharField(max_length=255, label=_("Internal reason (staff only)"))
-    message = forms.CharField(
-        max_length=255,
-        required=False,
-        label=_("Message to the customer (optional)"),
-        help_text=_("Shown on the customer's pages instead of the reason."),
-    )
 
     def __init__(self, *args, card, **kwargs):
         super().__init__(*args, **kwargs)
@@ -359,6 +408,11 @@ class AdjustForm(forms.Form):
         self.card = card
         if not self.is_bound:
             self.initial["token"] = new_token()
+        if card.status == Card.BLOCKED:
+            # A blocked card earns nothing, not even by hand: only "Debit" is offered (an
+            # accrual sent anyway is refused by ``cards.adjust`` with the card's reason).
+            self.fields["direction"].widget.choices = [(self.DEBIT, _("Debit"))]
+            self.initial["direction"] = self.DEBIT
 
     def save(self, by):
         """Record the adjustment with ``cards.adjust``; a closed card refuses it there."""

@@ -9,6 +9,7 @@ from django_tables2 import A, Column, DateTimeColumn, LinkColumn, TemplateColumn
 from oscar.core.loading import get_class
 from oscar.templatetags.currency_filters import currency
 
+from oscar_loyalty.dashboard.templatetags.loyalty_dashboard import person
 from oscar_loyalty.formats import format_points
 
 DashboardTable = get_class("dashboard.tables", "DashboardTable")
@@ -102,6 +103,10 @@ class JobTable(DashboardTable):
     created = DateTimeColumn(verbose_name=_("Started"), format="SHORT_DATETIME_FORMAT")
 
     icon = "fas fa-tasks"
+
+    def render_created_by(self, value):
+        return person(value)  # as the job's own page names them
+
     caption = ngettext_lazy("%d job", "%d jobs")
 
     class Meta(DashboardTable.Meta):

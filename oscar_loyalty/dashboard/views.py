@@ -30,7 +30,8 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin, SingleTableView
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, categories, conf, earning, grades, keyset, ledger, tasks
+from oscar_loyalty import bulk, categories, conf, earning, grades, keyset, ledger, phones, tasks
+from oscar_loyalty.dashboard.templatetags.loyalty_dashboard import person
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
@@ -54,6 +55,8 @@ JobTable = get_class("dashboard.tables", "JobTable")
     GradeForm,
     GradeDeleteForm,
     CardIssueForm,
+    CardPhoneForm,
+    CardReplaceForm,
     CardGradeForm,
     CardStatusForm,
     AdjustForm,
@@ -68,6 +71,8 @@ JobTable = get_class("dashboard.tables", "JobTable")
         "GradeForm",
         "GradeDeleteForm",
         "CardIssueForm",
+        "CardPhoneForm",
+        "CardReplaceForm",
         "CardGradeForm",
         "CardStatusForm",
         "AdjustForm",
@@ -274,7 +279,7 @@ class CardDetailView(DetailView):
 
     def get_queryset(self):
         return Card.objects.select_related(
-            "program", "grade", "account", "debt_account", "user", "created_by"
+            "program", "grade", "account", "debt_account", "user", "created_by", "replaced_by"
         )
 
     def get_context_data(self, **kwargs):
@@ -299,6 +304,10 @@ class CardDetailView(DetailView):
         context["other_categories"] = Category.objects.exclude(pk__in=[c.pk for c in own])
         context.setdefault("grade_form", CardGradeForm(card=card))
         context.setdefault("adjust_form", AdjustForm(card=card))
+        context.setdefault("phone_form", CardPhoneForm(card=card))
+        context.setdefault("replace_form", CardReplaceForm(card=card))
+        context["phone_changes"] = card.phone_changes.select_related("created_by")[:HISTORY_PAGE]
+        context["replaces"] = Card.objects.filter(replaced_by=card).only("pk", "number").first()
         context.setdefault("status_form", None)
         context["status_actions"] = status_actions(card)
         return context
@@ -386,11 +395,12 @@ class CardIssueView(FormView):
         card = form.save(by=self.request.user)
         if card is None:
             return self.form_invalid(form)
-        who = card.user.get_full_name() or card.user.email if card.user else card.phone
-        messages.success(
-            self.request,
-            _("Card %(number)s issued to %(who)s.") % {"number": card.number, "who": who},
-        )
+        who = person(card.user) if card.user else phones.display(card.phone)
+        if card.found:
+            text = _("The phone had the card %(number)s already: it is now %(who)s's card.")
+        else:
+            text = _("Card %(number)s issued to %(who)s.")
+        messages.success(self.request, text % {"number": card.number, "who": who})
         return redirect("loyalty-card-detail", pk=card.pk)
 
 
@@ -412,11 +422,44 @@ class CardActionView(SingleObjectMixin, View):
             result = form.save(by=request.user)
             if result is not None:
                 messages.success(request, self.success_message(form, result))
-                return redirect("loyalty-card-detail", pk=self.object.pk)
+                return redirect("loyalty-card-detail", pk=self.success_card(result).pk)
         detail = CardDetailView(request=request, args=args, kwargs=kwargs, object=self.object)
         context = detail.get_context_data(**{self.form_name: form})
         messages.error(request, _("The card was not changed: see the message below."))
         return render(request, detail.template_name, context)
+
+    def success_card(self, result):
+        """The card whose page follows a success."""
+        return self.object
+
+
+class CardPhoneView(CardActionView):
+    form_class = CardPhoneForm
+    form_name = "phone_form"
+
+    def success_message(self, form, card):
+        if not card.phone:
+            return _("The card %(number)s has no phone now.") % {"number": card.number}
+        return _("The phone of card %(number)s is now %(phone)s.") % {
+            "number": card.number,
+            "phone": phones.display(card.phone),
+        }
+
+
+class CardReplaceView(CardActionView):
+    """Replace a lost card: the new card's page follows."""
+
+    form_class = CardReplaceForm
+    form_name = "replace_form"
+
+    def success_message(self, form, card):
+        return _("Card %(new)s replaces card %(old)s, which is closed now.") % {
+            "new": card.number,
+            "old": self.object.number,
+        }
+
+    def success_card(self, card):
+        return card
 
 
 class CardGradeView(CardActionView):

@@ -9,6 +9,7 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import migrations, models
 from django.db.models import Max, OuterRef, Subquery
 
@@ -32,10 +33,21 @@ def remove_unused_categories(apps, schema_editor):
     Category.objects.filter(name__in=names, customers__isnull=True).delete()
 
 
+def complete_statuses():
+    """The complete statuses as ``grades.complete_statuses`` read them when this was written:
+    the setting, else the pipeline's last statuses that are not cancelled."""
+    configured = getattr(settings, "OSCAR_LOYALTY_COMPLETE_STATUSES", None)
+    if configured:
+        return tuple(configured)
+    cancelled = getattr(settings, "OSCAR_LOYALTY_CANCELLED_STATUSES", ("Cancelled",))
+    pipeline = getattr(settings, "OSCAR_ORDER_STATUS_PIPELINE", {}) or {}
+    named = list(pipeline) + [s for nexts in pipeline.values() for s in nexts]
+    finals = [s for s in dict.fromkeys(named) if not pipeline.get(s)]
+    return tuple(s for s in finals if s not in cancelled) or ("Complete",)
+
+
 def fill_last_order(apps, schema_editor):
     """Cards issued before this migration learn the date of their last completed order."""
-    from oscar_loyalty.grades import complete_statuses
-
     Card = apps.get_model("oscar_loyalty", "Card")
     Order = apps.get_model("order", "Order")
     last = (

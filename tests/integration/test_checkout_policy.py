@@ -76,3 +76,10 @@ def test_points_held_for_the_same_order_count_as_available(anna):
     assert held == D("300.00")
     assert paying.allowance(card, D("2000"), held=held).max_points == D("400.00")
     assert paying.held_for("777002", card) == 0
+
+
+def test_a_forked_payment_policy_decides_how_much_may_be_paid(anna, forked_loyalty):
+    # The fork never lets points pay for shipping, though the programme would.
+    found = allowance(anna, 5000, "1300", "300", shipping_payable=True)
+    assert found.max_points == D("500.00")
+    assert found.total == D("1300")

@@ -91,7 +91,7 @@ def test_cancelling_the_order_returns_the_spent_points(client, card, manager):
     source = order.sources.get(source_type__code="bonus-points")
     assert source.amount_refunded == D("500.00")
     refund = Transfer.objects.get(key=f"order:{order.number}:refund:all")
-    assert refund.description == f"Order {order.number} cancelled: points returned"
+    assert refund.label == f"Order {order.number} cancelled: points returned"
     # The pending points of the order are voided too.
     assert Accrual.objects.get(order_number=order.number).status == Accrual.VOIDED
     # A replayed signal returns nothing more.

@@ -193,13 +193,15 @@ def test_bulk_category_needs_the_permission(client, three):
     assert members(vip) == set()
 
 
-def test_russian_shows_the_default_names_translated():
-    """Skipped until the package's Russian catalogue names them (the lead compiles it)."""
+@pytest.mark.parametrize("name, russian", [("Regular", "Постоянный"), ("Loyal", "Лояльный")])
+def test_russian_shows_the_default_names_translated(name, russian):
     with translation.override("ru"):
-        shown = str(Category.objects.get(name="Regular"))
-    if shown == "Regular":
-        pytest.skip("the Russian catalogue does not translate “Regular” yet")
-    assert shown == "Постоянный"
+        shown = str(Category.objects.get(name=name))
+    assert shown == russian, (
+        f"category {name!r} is shown in Russian as {shown!r} instead of {russian!r}: its msgstr "
+        "in oscar_loyalty/locale/ru/LC_MESSAGES/django.po is missing or fuzzy, or django.mo "
+        "was not compiled from it (msgfmt --check-format -o django.mo django.po)"
+    )
 
 
 def test_oscar_customer_list_shows_category_chips_with_one_query_per_page(client_m):

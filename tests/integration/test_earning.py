@@ -81,7 +81,7 @@ def test_completing_the_order_makes_the_points_available(card, customer, kettle)
     assert accrual.status == Accrual.POSTED
     transfer = Transfer.objects.get(card=card, kind=Transfer.EARN)
     assert transfer.order_number == order.number
-    assert transfer.description == f"Points for order {order.number}"
+    assert transfer.label == f"Points for order {order.number}"
     assert transfer.key == f"order:{order.number}:earn:bonus"
     assert audit() == []
 
@@ -156,7 +156,7 @@ def test_cancelling_a_completed_order_takes_its_points_back(card, customer, kett
     assert refreshed(card).balance == D("0.00")
     reversal = Transfer.objects.get(card=card, kind=Transfer.REVERSE)
     assert reversal.amount == D("60.00")
-    assert reversal.description == f"Order {order.number} cancelled"
+    assert reversal.label == f"Order {order.number} cancelled"
     assert audit() == []
 
 
@@ -428,3 +428,19 @@ def test_a_failing_status_receiver_does_not_break_the_status_change(card, custom
     assert Order.objects.get(number=order.number).status == "Complete"
     # Nothing was lost: the accrual is still pending and can be scheduled again.
     assert accrual_of(order).status == Accrual.PENDING
+
+
+# --- a shop's own policy -------------------------------------------------------------------
+
+
+def test_a_forked_earning_policy_decides_what_earns(forked_loyalty, card, customer, kettle):
+    wrap = make_product("200", title="Gift wrap")
+    order = place_order(customer, [(kettle, 1), (wrap, 1)])
+    assert accrual_of(order).base == D("1000.00")
+    assert accrual_of(order).points == D("30.00")
+
+
+def test_without_a_fork_every_line_earns(card, customer, kettle):
+    wrap = make_product("200", title="Gift wrap")
+    order = place_order(customer, [(kettle, 1), (wrap, 1)])
+    assert accrual_of(order).points == D("36.00")

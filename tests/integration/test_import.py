@@ -25,8 +25,11 @@ def draft(program, text, by=None):
     return imports.create_draft(excel.read_pasted(text), program, by=by)
 
 
-def apply(job):
-    job = imports.start(job)
+def apply(job, again=False):
+    return run_chunks(imports.start(job, again=again))
+
+
+def run_chunks(job):
     for chunk_id in jobs.pending_chunks(job):
         jobs.run_chunk(chunk_id)
     job.refresh_from_db()
@@ -129,7 +132,7 @@ def test_actual_balance_sets_the_balance_through_one_import_transfer(program, ex
     history = list(ledger.history(existing))
     assert history[0].kind == Transfer.IMPORT
     assert history[0].change == D("300")
-    assert history[0].description == "Balance updated by the shop"
+    assert history[0].label == "Balance updated by the shop"
     assert f"Import #{job.pk}, row 2" in history[0].note
 
 
@@ -168,11 +171,35 @@ def test_a_top_up_below_zero_is_an_error_row_and_changes_nothing(program, existi
     assert balance(existing) == D("200")
 
 
-def test_a_card_that_spent_its_points_after_the_preview_is_not_overdrawn(program, existing):
+def test_below_zero_with_an_actual_balance_says_the_balance_came_from_the_file(program, existing):
+    ledger.credit_card(existing, D("1800"), "test:more", kind=Transfer.ADJUST)  # it has 2000
+    job = draft(program, HEADER + "79123456701\t\t-600\t500\n")
+    assert imports.error_list(job)[0][3] == (
+        "The top-up -600 would take the actual balance 500 from the file below zero."
+    )
+
+
+def test_points_earned_between_check_and_confirmation_do_not_stop_it(program, existing):
+    job = draft(program, HEADER + "79123456701\t\t\t500\n")
+    ledger.credit_card(existing, D("7"), "test:earned", kind=Transfer.ADJUST)  # an order
+    job = apply(job)
+    assert balance(existing) == D("500")  # set to what the file says
+
+
+def test_a_row_that_became_an_error_since_the_check_asks_for_a_new_look(program, existing):
     job = draft(program, HEADER + "79123456701\t\t-150\t\n")
+    ledger.debit_card(existing, D("100"), "test:spend")
+    with pytest.raises(imports.PreviewChanged):
+        imports.start(job)
+    job.refresh_from_db()
+    assert imports.totals(job)["errors"] == 1 and imports.is_draft(job)
+
+
+def test_a_card_that_spent_its_points_after_the_confirmation_is_not_overdrawn(program, existing):
+    job = imports.start(draft(program, HEADER + "79123456701\t\t-150\t\n"))
     assert imports.totals(job)[imports.TOPPED] == 1
     ledger.debit_card(existing, D("100"), "test:spend")  # the customer pays meanwhile
-    job = apply(job)
+    job = run_chunks(job)
     assert job.failed == 1
     assert "below zero: it has 100" in reasons(job)[2]
     assert balance(existing) == D("100")
@@ -228,6 +255,19 @@ def test_every_row_is_checked_and_errors_name_row_column_and_reason(program, exi
     assert (totals["errors"], totals[imports.NEW]) == (8, 1)
 
 
+def test_a_phone_with_letters_or_an_extension_issues_no_card(program):
+    job = run(program, HEADER + "+7 912 ABC-68-62\t\t100\t\n+7 916 000-00-35;10\t\t5\t\n")
+    errors = {n: (column, value, reason) for n, column, value, reason in imports.error_list(job)}
+    assert errors[2] == (
+        "A (Телефон)",
+        "+7 912 ABC-68-62",
+        "“+7 912 ABC-68-62” has letters; write the phone in digits.",
+    )
+    assert errors[3][0] == "A (Телефон)" and "has an extension (10)" in errors[3][2]
+    assert (job.succeeded, job.failed) == (0, 2)
+    assert not Card.objects.filter(program=program).exists()
+
+
 def test_two_rows_for_the_same_card_the_second_is_an_error(program, existing):
     job = draft(program, HEADER + "79123456701\t\t5\t\n\t4000000000006\t5\t\n")
     assert imports.error_list(job)[0][3] == "The card 4000000000006 is also in row 2."
@@ -274,6 +314,40 @@ def test_the_same_table_imported_again_is_flagged(program):
     first = run(program, text)
     second = draft(program, text)
     assert list(imports.previous_imports(second)) == [first]
+
+
+def test_two_drafts_of_one_table_the_second_is_refused_until_imported_again(program):
+    text = HEADER + "79123456701\t\t100\t\n"
+    first, second = draft(program, text), draft(program, text)
+    assert list(imports.previous_imports(second)) == []  # drafts are not imports yet
+    started = imports.start(first)
+    assert list(imports.previous_imports(second)) == [started]  # running counts, not only done
+    with pytest.raises(imports.ImportRepeated, match=f"imported as import #{first.pk}"):
+        imports.start(second)
+    second.refresh_from_db()
+    assert imports.is_draft(second)  # refused: nothing started, nothing to resume later
+    assert second not in jobs.stalled_jobs(minutes=-1)
+    assert jobs.run_chunk(jobs.pending_chunks(second)[0]) is False
+    assert run_chunks(started).succeeded == 1
+    assert balance(card_of(program, "79123456701")) == D("100")
+
+
+def test_a_draft_checked_before_another_import_is_checked_again_at_confirmation(program):
+    text = HEADER + "79123456701\t\t100\t\n"
+    first, second = draft(program, text), draft(program, text)
+    assert imports.preview_rows(second)[0].action == imports.NEW
+    apply(first)  # issues the card with 100 points
+    with pytest.raises(imports.PreviewChanged):
+        imports.start(second, again=True)
+    second.refresh_from_db()
+    assert imports.is_draft(second)
+    row = imports.preview_rows(second)[0]
+    assert (row.action, row.diff) == (imports.TOPPED, "100.00")  # no longer a "new card"
+    assert imports.totals(second)[imports.TOPPED] == 1
+    with pytest.raises(imports.ImportRepeated):
+        imports.start(second)
+    job = apply(second, again=True)  # confirmed: "import it again"
+    assert job.status == Job.DONE and balance(card_of(program, "79123456701")) == D("200")
 
 
 # --- applying: jobs and idempotency ----------------------------------------------------------
@@ -339,6 +413,11 @@ def test_many_rows_go_through_several_chunks(program, settings):
     assert ledger.balance(card_of(program, "79123400030").account) == D("30")
 
 
+def test_counts_say_how_many_rows_changed_a_card_and_how_many_changed_nothing(program, existing):
+    job = run(program, HEADER + "79123456701\t\t\t200\n79123456702\t\t\t7\nabc\t\t\t\n")
+    assert (job.done, job.succeeded, job.failed) == (3, 1, 1)  # row 2 is unchanged
+
+
 # --- undo ------------------------------------------------------------------------------------
 
 
@@ -366,6 +445,22 @@ def test_undo_reverses_a_whole_import(program, existing):
     assert reversal.kind == Transfer.REVERSE and reversal.reverses.key == f"import:{job.pk}:row:2"
 
 
+def test_an_undo_counts_only_the_rows_it_reversed(program, existing):
+    other = cards.issue_card(program, phone="79123456704")
+    ledger.credit_card(other, D("50"), "test:other", kind=Transfer.ADJUST)
+    lines = [
+        "79123456701\t\t10\t",
+        "79123456702\t\t\t",
+        "79123456703\t\t\t0",
+        "79123456704\t\t\t50",
+    ]
+    job = run(program, HEADER + "\n".join(lines) + "\n")
+    assert (job.done, job.succeeded, job.failed) == (4, 3, 0)  # two empty new cards, one same
+    undo_job = undo(job)
+    assert (undo_job.done, undo_job.succeeded, undo_job.failed) == (4, 1, 0)
+    assert balance(existing) == D("200")
+
+
 def test_undo_gives_back_what_the_import_took(program, existing):
     job = run(program, HEADER + "79123456701\t\t-150\t\n")
     undo(job)
@@ -388,7 +483,7 @@ def test_undo_refuses_a_card_that_spent_the_points_and_undoes_the_rest(program, 
     # once the card has the points again, undoing again reverses the rest only
     ledger.credit_card(existing, D("250"), "test:earn")
     second = undo(job)
-    assert (second.succeeded, second.failed) == (2, 0)
+    assert (second.succeeded, second.failed) == (1, 0)  # row 3 was reversed by the first undo
     assert balance(existing) == D("0")
     job.refresh_from_db()
     assert job.status == Job.UNDONE

@@ -71,7 +71,7 @@ def test_thousands_of_rows_of_every_kind_in_a_few_statements(program, settings):
     lines += [f"7912400{n:04d}\t\t{n % 7}\t{n}\n" for n in range(2000)]  # new cards
     job = apply(draft(program, HEADER + "".join(lines)))
     assert (job.status, job.failed) == (Job.DONE, 0)
-    assert job.succeeded == 2300
+    assert job.succeeded == 2295  # five rows change nothing (99 → 100 set, four "-0" top-ups)
     assert Card.objects.filter(program=program).count() == 2300
     by_phone = dict(Card.objects.values_list("phone", "account__balance"))
     assert by_phone["79123000001"] == D("2")
@@ -137,3 +137,20 @@ def test_array_lookups_find_what_in_lists_find(program):
     ids = set(Card.objects.filter(among(Card, "id", [made[4].pk])).values_list("pk", flat=True))
     assert ids == {made[4].pk}
     assert not Card.objects.filter(among(Card, "id", [])).exists()  # an empty list finds none
+
+
+def test_two_managers_confirming_one_table_at_once_start_it_once(program):
+    text = HEADER + "79123456701\t\t100\t\n79123456702\t\t\t5\n"
+    drafts = [imports.create_draft(excel.read_pasted(text), program) for _ in range(2)]
+    results = together(*[lambda job=job: imports.start(job) for job in drafts])
+    outcomes = sorted(type(value).__name__ for _outcome, value in results)
+    assert outcomes == ["ImportRepeated", "Job"]
+    started = next(value for _outcome, value in results if isinstance(value, Job))
+    refused = next(job for job in drafts if job.pk != started.pk)
+    refused.refresh_from_db()
+    assert imports.is_draft(refused)  # nothing a periodic task would run later
+    assert refused not in jobs.stalled_jobs(minutes=-1)
+    apply(started)
+    card = Card.objects.get(program=program, phone="79123456701")
+    assert ledger.balance(card.account) == D("100")  # not doubled
+    assert audit.audit() == []

@@ -7,6 +7,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from oscar.core.loading import get_model
 
@@ -102,6 +103,57 @@ def test_changing_the_columns_checks_again(client_m, program):
     assert "is chosen for more than one column" in response.content.decode()
 
 
+def test_two_managers_confirming_one_table_the_second_must_say_import_it_again(
+    client_m, program, django_capture_on_commit_callbacks
+):
+    text = HEADER + "79123456701\t\t100\t\n"
+    upload(client_m, program, text=text)
+    first = latest_job()
+    upload(client_m, program, text=text)
+    second = latest_job()
+    with django_capture_on_commit_callbacks(execute=True):
+        client_m.post(
+            reverse("loyalty-import-preview", args=[first.pk]),
+            {"apply": "1", "checked": first.params["checked"]},
+        )
+    url = reverse("loyalty-import-preview", args=[second.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_m.post(url, {"apply": "1", "checked": second.params["checked"]})
+    assert response.url == url  # back to its preview, still a draft
+    second.refresh_from_db()
+    assert imports.is_draft(second)
+    card = Card.objects.get(phone="79123456701")
+    assert ledger.balance(card.account) == D("100")  # not doubled
+    page = client_m.get(url).content.decode()
+    assert "The cards changed since the table was checked" in page
+    assert f"import #{first.pk}" in page and "Import it again" in page
+    assert "Balance 100 → 200" in page  # the row is now a top-up, and says so
+
+    confirm = {"apply": "1", "checked": second.params["checked"]}
+    response = client_m.post(url, confirm)
+    assert "imported as import #" in client_m.get(response.url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_m.post(url, {**confirm, "again": "on"})
+    assert response.url == reverse("loyalty-import-job", args=[second.pk])
+    assert ledger.balance(card.account) == D("200")
+
+
+def test_the_job_page_counts_applied_unchanged_and_skipped_rows(
+    client_m, program, django_capture_on_commit_callbacks
+):
+    card = cards.issue_card(program, phone="79123456701")
+    ledger.credit_card(card, D("50"), "test:opening", kind="adjust")
+    upload(client_m, program, text=HEADER + "79123456701\t\t\t50\n79123456702\t\t\t5\nabc\t\t\t\n")
+    job = latest_job()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_m.post(
+            reverse("loyalty-import-preview", args=[job.pk]),
+            {"apply": "1", "checked": job.params["checked"]},
+        )
+    page = client_m.get(response.url).content.decode()
+    assert "1 applied" in page and "1 unchanged" in page and "1 skipped" in page
+
+
 def test_a_confirmation_of_an_older_check_is_refused(client_m, program):
     upload(client_m, program, text=HEADER + "79123456701\t\t\t10\n")
     job = latest_job()
@@ -130,6 +182,37 @@ def test_a_file_too_large_is_refused_on_the_form(client_m, program, settings):
     settings.OSCAR_LOYALTY_IMPORT_MAX_FILE_BYTES = 100
     response = upload(client_m, program, b"7" * 200, "cards.csv")
     assert "larger than 0 MB" in response.content.decode()
+
+
+def test_pasted_text_is_limited_by_the_bytes_the_browser_sends(client_m, program, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 20_000
+    page = client_m.get(reverse("loyalty-import"))
+    limit = page.context["paste_limit"]
+    assert f'data-paste-limit="{limit}"' in page.content.decode()
+    assert 18_000 < limit < 20_000  # room for the form's other fields
+    line = "79123456701\t\t\t10\t" + "comment " * 10 + "\r\n"  # as sent: CRLF line ends
+    text = line * (limit // len(line) + 1)
+    assert len(text.replace("\r\n", "\n")) < limit < len(text) < 20_000 - 200
+    response = upload(client_m, program, text=text)
+    assert response.status_code == 200
+    assert "too much text to paste (at most 18 KB)" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_paste_larger_than_django_accepts_is_refused_with_a_message(program, manager, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 20_000
+    client = logged_in(Client(enforce_csrf_checks=True), manager)
+    client.get(reverse("loyalty-import"))
+    token = client.cookies["csrftoken"].value
+    payload = {"program": program.pk, "csrfmiddlewaretoken": token}
+    response = client.post(reverse("loyalty-import"), {**payload, "text": "7\t1\r\n" * 5000})
+    assert response.status_code == 413
+    assert "too much text to paste" in response.content.decode()
+    assert not Job.objects.exists()
+    # a form of the usual size still needs its CSRF token
+    small = {"program": program.pk, "text": HEADER + "79123456701\t\t\t10\n"}
+    assert client.post(reverse("loyalty-import"), small).status_code == 403
+    assert client.post(reverse("loyalty-import"), {**small, **payload}).status_code == 302
 
 
 def test_nothing_to_read_is_refused(client_m, program):

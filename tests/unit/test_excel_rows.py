@@ -90,6 +90,14 @@ def test_mapping_is_guessed_from_the_cells_without_a_header():
     assert mapping == [imports.TOPUP, imports.PHONE, imports.NUMBER, imports.BALANCE]
 
 
+def test_columns_the_header_does_not_name_are_guessed_from_their_cells():
+    t = table(
+        "Контакт\tКлиент\tАктуальный баланс\tБонусы за март\n"
+        "79123456789\tОльга\t500\t20\n8 912 345-67-90\tИван\t10\t\n"
+    )
+    assert imports.guess_mapping(t, True) == [imports.PHONE, "", imports.BALANCE, imports.TOPUP]
+
+
 def test_a_header_of_unknown_words_is_still_a_header():
     t = table("Клиент\tДеньги\n79123456789\t5\n")
     assert imports.guess_header(t)
@@ -102,7 +110,7 @@ def test_mapping_errors():
 
 
 def parse(cells, mapping=(imports.PHONE, imports.NUMBER, imports.TOPUP, imports.BALANCE)):
-    return imports.parse_row(2, tuple(cells), list(mapping), imports.PhoneReader("RU"))
+    return imports.parse_row(2, tuple(cells), list(mapping), phones.Reader("RU"))
 
 
 def test_a_row_is_read_by_the_mapping():
@@ -162,7 +170,7 @@ def _fast(reader, text):
 
 @pytest.mark.parametrize("region", ["RU", "KZ", "GB", "US", "DE"])
 def test_phone_reader_matches_phones_normalise(region):
-    reader = imports.PhoneReader(region)
+    reader = phones.Reader(region)
     code = reader.code
     generator = random.Random(region)
     samples = []
@@ -179,7 +187,32 @@ def test_phone_reader_matches_phones_normalise(region):
 
 
 def test_phone_reader_takes_the_fast_path_for_canonical_phones(monkeypatch):
-    reader = imports.PhoneReader("RU")
+    reader = phones.Reader("RU")
     monkeypatch.setattr(phones, "normalise", lambda *a, **k: pytest.fail("slow path taken"))
     assert reader.normalise("79123456789") == "79123456789"
     assert reader.normalise("+7 912 345-67-89") == "79123456789"
+
+
+@pytest.mark.parametrize(
+    "phone, reason",
+    [
+        ("+7 912 ABC-68-62", "has letters"),
+        ("+7 916 000-00-35;10", "has an extension (10)"),
+        ("+7 916 000-00-35 доб. 12", "has an extension (12)"),
+    ],
+)
+def test_a_phone_with_letters_or_an_extension_is_an_error_of_the_phone_column(phone, reason):
+    row = parse([phone, "", "100", ""])
+    assert row.phone == ""
+    assert [role for role, _message in row.errors] == [imports.PHONE]
+    assert reason in row.errors[0][1]
+
+
+def test_a_nul_anywhere_in_a_csv_is_refused_with_its_line():
+    lines = ["79123456789;100\n"] * 500 + ["79123456780;1\x0000\n"]
+    data = "".join(lines).encode()
+    assert data.index(b"\x00") > 4096  # past the part read to tell text from binary
+    with pytest.raises(excel.SpreadsheetError, match="Line 501 holds a NUL character"):
+        excel.read_file(data, "cards.csv")
+    with pytest.raises(excel.SpreadsheetError, match="Line 2 holds a NUL character"):
+        excel.read_pasted("79123456789\t100\n\x00\n")

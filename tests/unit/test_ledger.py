@@ -644,18 +644,23 @@ def test_an_adjustment_by_sign_accrues_or_debits_with_its_details(card, program)
         cards.adjust(card, "0", "manual:c")
 
 
-def test_an_adjustment_works_on_a_blocked_card_but_not_on_a_closed_one(card):
-    """Blocked cards take manual corrections today (README, card page); closed ones never."""
+def test_a_blocked_card_takes_manual_debits_only_and_a_closed_one_nothing(card):
+    """A blocked card earns nothing, by hand neither (README, card page), but a manager may
+    still debit it; a closed one takes nothing. Checked on the database's status, not on the
+    caller's stale card."""
     stale = refreshed(card)
-    cards.block(refreshed(card))
     cards.adjust(stale, "10", "manual:a")
+    cards.block(refreshed(card))
+    with pytest.raises(CardUnavailable, match="is blocked"):
+        cards.adjust(stale, "10", "manual:b")
+    cards.adjust(stale, "-4", "manual:c")
     cards.close(refreshed(card))
 
     with pytest.raises(CardUnavailable, match="is closed"):
-        cards.adjust(stale, "10", "manual:b")
+        cards.adjust(stale, "10", "manual:d")
     with pytest.raises(CardUnavailable, match="is closed"):
-        cards.adjust(stale, "-5", "manual:c")
-    assert refreshed(card).balance == D("10.00")
+        cards.adjust(stale, "-5", "manual:e")
+    assert refreshed(card).balance == D("6.00")
 
 
 def test_a_checkout_hold_with_a_stale_object_of_a_blocked_card_records_nothing(card):

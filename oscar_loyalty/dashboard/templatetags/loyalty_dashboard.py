@@ -18,6 +18,14 @@ def phone_display(canonical):
 
 
 @register.filter
+def person(user):
+    """How the dashboard names a manager or customer everywhere: full name, else e-mail."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.email or user.get_username()
+
+
+@register.filter
 def text_colour(background):
     return categories.text_colour(background)
 
