@@ -722,7 +722,26 @@ class AbstractHold(models.Model):
         return f"{self.order_number}: {self.points}"
 
 
-class AbstractGradeChange(models.Model):
+class AbstractCardChange(models.Model):
+    """What every record of a change to a card says besides the change: who and when."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created = models.DateTimeField(_("date"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+
+
+class AbstractGradeChange(AbstractCardChange):
     """Who moved a card to which grade, when and why."""
 
     card = models.ForeignKey(
@@ -750,25 +769,14 @@ class AbstractGradeChange(models.Model):
     participates = models.BooleanField(_("participates"), default=True)
     automatic = models.BooleanField(_("automatic"), default=False)
     reason = models.CharField(_("reason"), max_length=255, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("by"),
-    )
-    created = models.DateTimeField(_("date"), default=timezone.now)
 
-    class Meta:
+    class Meta(AbstractCardChange.Meta):
         abstract = True
-        app_label = "oscar_loyalty"
-        ordering = ["-created", "-id"]
         verbose_name = _("grade change")
         verbose_name_plural = _("grade changes")
 
 
-class AbstractStatusChange(models.Model):
+class AbstractStatusChange(AbstractCardChange):
     """Who blocked, unblocked or closed a card, when and why."""
 
     card = models.ForeignKey(
@@ -780,25 +788,14 @@ class AbstractStatusChange(models.Model):
     old_status = models.CharField(_("from status"), max_length=16)
     new_status = models.CharField(_("to status"), max_length=16)
     reason = models.CharField(_("reason"), max_length=255, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("by"),
-    )
-    created = models.DateTimeField(_("date"), default=timezone.now)
 
-    class Meta:
+    class Meta(AbstractCardChange.Meta):
         abstract = True
-        app_label = "oscar_loyalty"
-        ordering = ["-created", "-id"]
         verbose_name = _("status change")
         verbose_name_plural = _("status changes")
 
 
-class AbstractPhoneChange(models.Model):
+class AbstractPhoneChange(AbstractCardChange):
     """Who changed a card's phone, when, from what to what."""
 
     card = models.ForeignKey(
@@ -809,20 +806,9 @@ class AbstractPhoneChange(models.Model):
     )
     old_phone = models.CharField(_("from phone"), max_length=20, blank=True)
     new_phone = models.CharField(_("to phone"), max_length=20, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("by"),
-    )
-    created = models.DateTimeField(_("date"), default=timezone.now)
 
-    class Meta:
+    class Meta(AbstractCardChange.Meta):
         abstract = True
-        app_label = "oscar_loyalty"
-        ordering = ["-created", "-id"]
         verbose_name = _("phone change")
         verbose_name_plural = _("phone changes")
 
