@@ -84,19 +84,25 @@ def next_grade(card):
     return grade, max(grade.spend_from - card.lifetime_spend, ZERO)
 
 
+def _locked_with_spend(card):
+    """The card locked (its own row only), its counted purchases and last order read anew."""
+    card = (
+        Card.objects.select_for_update(of=("self",))
+        .select_related("grade", "program")
+        .get(pk=card.pk)
+    )
+    card.lifetime_spend = counted_spend(card) + card.spend_adjustment
+    card.last_order_at = last_order_date(card)
+    return card
+
+
 def recalculate(card):
     """Refresh the card's lifetime spend and raise its grade if it reached a higher one.
 
     Grades never go down automatically, and a grade a manager set is left as it is.
     """
     with transaction.atomic():
-        card = (
-            Card.objects.select_for_update(of=("self",))
-            .select_related("grade", "program")
-            .get(pk=card.pk)
-        )
-        card.lifetime_spend = counted_spend(card) + card.spend_adjustment
-        card.last_order_at = last_order_date(card)
+        card = _locked_with_spend(card)
         card.save(update_fields=["lifetime_spend", "last_order_at"])
         if card.grade_is_manual or not card.participates:
             return card
@@ -173,13 +179,7 @@ def release_manual_grade(card, *, by, reason):
     from the manager's grade to the computed one, with ``reason`` and ``by``.
     """
     with transaction.atomic():
-        card = (
-            Card.objects.select_for_update(of=("self",))
-            .select_related("grade", "program")
-            .get(pk=card.pk)
-        )
-        card.lifetime_spend = counted_spend(card) + card.spend_adjustment
-        card.last_order_at = last_order_date(card)
+        card = _locked_with_spend(card)
         target = grade_for_spend(card.program, card.lifetime_spend) or card.program.lowest_grade()
         GradeChange.objects.create(
             card=card,
