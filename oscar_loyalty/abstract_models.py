@@ -228,10 +228,13 @@ class AbstractCard(models.Model):
         blank=True,
         help_text=_("Why the card was blocked or closed; staff only."),
     )
+    # db_default: cards inserted by set-based SQL (imports, benchmarks' floors) name no message.
     status_message = models.CharField(
         _("message to the customer"),
         max_length=255,
         blank=True,
+        default="",
+        db_default="",
         help_text=_("What the customer reads about the blocked or closed card."),
     )
     account = models.OneToOneField(

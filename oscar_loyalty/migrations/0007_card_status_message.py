@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='card',
             name='status_message',
-            field=models.CharField(blank=True, help_text='What the customer reads about the blocked or closed card.', max_length=255, verbose_name='message to the customer'),
+            field=models.CharField(blank=True, db_default='', default='', help_text='What the customer reads about the blocked or closed card.', max_length=255, verbose_name='message to the customer'),
         ),
         migrations.AlterField(
             model_name='card',
