@@ -100,8 +100,8 @@ class CardFilter(django_filters.FilterSet):
         """A card number (or its start), a phone in any format, an e-mail, or a name.
 
         A phone finds the cards of customers who have it on their account, a saved address or
-        an order too (subqueries: the page needs no more queries; Oscar does not index those
-        phone columns, which only a phone search reads)."""
+        an order too (one more query, whatever the matches; Oscar does not index those phone
+        columns, which only a phone search reads)."""
         value = value.strip()
         if not value:
             return queryset
@@ -113,7 +113,8 @@ class CardFilter(django_filters.FilterSet):
             phone = phones.normalise_or_none(value)
             if phone:  # the card's phone, or its customer's on the account, an address, an order
                 condition |= Q(phone=phone)
-                for customers in cards.customers_with_phone(phone):
+                customers = cards.customers_with_phone(phone)
+                if customers:
                     condition |= Q(user_id__in=customers)
         elif "@" in value:
             condition |= Q(user__email__iexact=value)
