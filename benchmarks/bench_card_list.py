@@ -234,10 +234,11 @@ def main():
         print(f"  data made in {time.perf_counter() - began:.0f} s", flush=True)
         with ProcessPoolExecutor(1, mp_context=ctx) as child:
             results = child.submit(measure, big, small, conf["rounds"]).result()
-    counts = set()
+    grown = []
     for name, result in results.items():
         mine, theirs = result[big], result[small]
-        counts |= {mine["queries"], theirs["queries"]}
+        if mine["queries"] != theirs["queries"]:
+            grown.append((name, theirs["queries"], mine["queries"]))
         print(f"{name}: {result['rows']} matching cards of {conf['cards']}", flush=True)
         slowest = mine["slowest"]
         print(
@@ -263,9 +264,11 @@ def main():
             flush=True,
         )
         common.bench_line(name, big_time / small_time, "<=", TARGET)
-    if len(counts) != 1:
-        raise AssertionError(f"the query count depends on the page or the shop: {counts}")
-    print(f"  query count: {counts.pop()} on every page of both shops", flush=True)
+    # A page may need its own queries (a phone search reads the customers with that phone
+    # first); what must not happen is a page needing more of them in the larger shop.
+    if grown:
+        raise AssertionError(f"the query count grows with the shop: {grown}")
+    print("  query count: the same in both shops on every page", flush=True)
 
 
 if __name__ == "__main__":
