@@ -34,10 +34,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, descriptions, inserts, jobs, ledger, phones
-from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
+from oscar_loyalty import cards, conf, descriptions, jobs, ledger, lookups, phones
+from oscar_loyalty.exceptions import InsufficientPoints, LoyaltyError, PhoneInvalid
 from oscar_loyalty.formats import format_points
-from oscar_loyalty.inserts import among
+from oscar_loyalty.lookups import among
 
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
@@ -332,12 +332,12 @@ def _customers_by_phone(phone_list):
         select = f"SELECT {column}, {user} FROM {table} WHERE {column}"
         postgresql = connection.vendor == "postgresql"
         step = len(phone_list) if postgresql else 500  # one array, or a few placeholders
-        with inserts.bulk_cursor(connection) as cursor:
+        with lookups.bulk_cursor(connection) as cursor:
             for start in range(0, len(phone_list), step):
                 part = ["+" + p for p in phone_list[start : start + step]]
                 if postgresql:
                     cursor.execute(
-                        f"{select} IN (SELECT unnest(%s::text[]))", [inserts.array_literal(part)]
+                        f"{select} IN (SELECT unnest(%s::text[]))", [lookups.array_literal(part)]
                     )
                 else:
                     cursor.execute(f"{select} IN ({', '.join(['%s'] * len(part))})", part)
@@ -892,61 +892,46 @@ def _note(job, row, text=None):
     return (text or _("Import #%(job)s, row %(row)s")) % {"job": job.pk, "row": row.n}
 
 
-def _prepare_chunk_transaction():
-    """PostgreSQL settings for the transaction of one chunk.
-
-    - It commits without waiting for its WAL flush. The chunk's rows and its ``done`` mark
-      commit together: a server crash before the flush loses both, and the stalled job is
-      resumed from that chunk, so nothing is applied twice or lost.
-    - Foreign keys are checked as each statement ends instead of at COMMIT. The job's
-      progress row is updated last and stays locked until COMMIT; with the checks of
-      thousands of rows left for COMMIT, a second worker's chunk would wait for all of them.
-      A violation then also surfaces inside the savepoint that goes row by row.
-    """
-    connection = connections[router.db_for_write(Transfer)]
-    if connection.vendor == "postgresql" and connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-
-
 def _apply_rows(job, items):
-    _prepare_chunk_transaction()
-    rows = [Row.from_item(item) for item in items]
-    failures = [
-        {"item": r.n, "reason": " ".join(m for _role, m in r.errors)} for r in rows if r.errors
-    ]
-    keys = {row_key(job.pk, r.n): r for r in rows if not r.errors}
-    recorded = set(
-        Transfer.objects.filter(among(Transfer, "key", keys)).values_list("key", flat=True)
-    )
-    rows = [r for key, r in keys.items() if key not in recorded]
-    replayed = len(keys) - len(rows)
-    known = Cards(job.program).load(rows, lock=True)
-    seen_cards = {}
-    for row in rows:
-        classify(row, known, seen_cards)
-    for row in rows:
-        if row.errors:
-            failures.append({"item": row.n, "reason": " ".join(m for _r, m in row.errors)})
-    # Rows that change nothing are neither applied nor skipped: the job page counts them
-    # as unchanged (done − applied − skipped).
-    todo = [r for r in rows if not r.errors and r.action != SAME]
-    try:
-        with transaction.atomic():
-            _apply_bulk(job, todo)
-        succeeded = len(todo)
-    except IntegrityError:
-        # Someone issued one of these cards meanwhile: go row by row, each in its savepoint.
-        succeeded = 0
-        for row in todo:
-            try:
-                with transaction.atomic():
-                    _apply_one(job, row)
-                succeeded += 1
-            except (LoyaltyError, IntegrityError) as exc:
-                failures.append({"item": row.n, "reason": str(exc)})
-    return succeeded + replayed, failures
+    """Apply a chunk of rows: a row whose key the ledger recorded was applied before (what
+    it moved depended on the balance it then found, so it is not classified again); the
+    others are checked under the ledger's locks and written by the ledger, which replays a
+    key recorded meanwhile with the same content and refuses one with other content."""
+    with ledger.bulk_transaction():
+        rows = [Row.from_item(item) for item in items]
+        failures = [
+            {"item": r.n, "reason": " ".join(m for _role, m in r.errors)} for r in rows if r.errors
+        ]
+        keys = {row_key(job.pk, r.n): r for r in rows if not r.errors}
+        recorded = ledger.recorded(keys)
+        rows = [r for key, r in keys.items() if key not in recorded]
+        replayed = len(keys) - len(rows)
+        known = Cards(job.program).load(rows, lock=True)
+        seen_cards = {}
+        for row in rows:
+            classify(row, known, seen_cards)
+        for row in rows:
+            if row.errors:
+                failures.append({"item": row.n, "reason": " ".join(m for _r, m in row.errors)})
+        # Rows that change nothing are neither applied nor skipped: the job page counts them
+        # as unchanged (done − applied − skipped).
+        todo = [r for r in rows if not r.errors and r.action != SAME]
+        try:
+            with transaction.atomic():
+                refused = _apply_bulk(job, todo)
+            failures += refused
+            succeeded = len(todo) - len(refused)
+        except IntegrityError:
+            # Someone issued one of these cards meanwhile: go row by row, each in its savepoint.
+            succeeded = 0
+            for row in todo:
+                try:
+                    with transaction.atomic():
+                        _apply_one(job, row)
+                    succeeded += 1
+                except (LoyaltyError, IntegrityError) as exc:
+                    failures.append({"item": row.n, "reason": str(exc)})
+        return succeeded + replayed, failures
 
 
 def _new_numbers(program, count, taken):
@@ -977,17 +962,22 @@ def _new_numbers(program, count, taken):
     return numbers
 
 
+def _movement(job, row):
+    """The ledger movement of a checked row: its signed change under the row's key."""
+    return ledger.Movement(
+        row.card.id if row.card else None,
+        row.diff,
+        row_key(job.pk, row.n),
+        Transfer.IMPORT,
+        label_code=_description(row),
+        note=_note(job, row),
+    )
+
+
 def _apply_bulk(job, rows):
     """Apply checked rows in a few statements: new cards with their opening balances, then
-    one transfer per row for the cards that exist."""
-    program, job_id, by_id = job.program, job.pk, job.created_by_id
-    note = _("Import #%(job)s, row %(row)s")
-
-    def transfer(row):
-        """Key, amount, description code and note of the row's transfer."""
-        text = note % {"job": job_id, "row": row.n}
-        return row_key(job_id, row.n), abs(row.diff), _description(row), text
-
+    the changes of the cards that exist. Returns the failures of rows the ledger refused."""
+    program, by_id = job.program, job.created_by_id
     new = [r for r in rows if r.action == NEW]
     if new:
         blank = [r for r in new if not r.number]
@@ -995,43 +985,20 @@ def _apply_bulk(job, rows):
         for row in blank:
             row.number = next(generated)
         grade = program.lowest_grade()
-
-        def make_cards(accounts):
-            return inserts.insert(
-                Card,
-                ("number", "user_id", "phone", "account_id"),
-                [
-                    (r.number, r.user_id, r.phone, account)
-                    for r, account in zip(new, accounts, strict=True)
-                ],
-                program_id=program.pk,
-                grade_id=grade and grade.pk,
-                created_by_id=by_id,
-            )
-
         ledger.open_card_accounts_many(
             program,
-            [transfer(row) for row in new],
-            make_cards,
-            Transfer.IMPORT,
-            fields=("label_code", "note"),
+            [_movement(job, row) for row in new],
+            ("number", "user_id", "phone"),
+            [(r.number, r.user_id, r.phone) for r in new],
+            {"grade_id": grade and grade.pk, "created_by_id": by_id},
             created_by_id=by_id,
         )
-    issued = ledger.system_account(program, ledger.ISSUED).pk
-    legs, slow = [], []
-    for row in rows:
-        if row.action not in (SET, TOPPED):
-            continue
-        card = row.card
-        if row.diff > 0 and card.debt > 0:
-            slow.append(row)  # the ledger repays the card's debt first
-            continue
-        key, amount, *extra = transfer(row)
-        debit, credit = (issued, card.account_id) if row.diff > 0 else (card.account_id, issued)
-        legs.append((key, Transfer.IMPORT, debit, credit, amount, card.id, *extra))
-    ledger.post_many(legs, fields=("label_code", "note"), created_by_id=by_id)
-    for row in slow:
-        _apply_one(job, row)
+    existing = [r for r in rows if r.action in (SET, TOPPED)]
+    _done, refused = ledger.post_movements(
+        [_movement(job, row) for row in existing], created_by_id=by_id
+    )
+    number = {row_key(job.pk, r.n): r.n for r in existing}
+    return [{"item": number[m.key], "reason": str(error)} for m, error in refused]
 
 
 def _apply_one(job, row):
@@ -1050,11 +1017,9 @@ def _apply_one(job, row):
         if row.diff > 0:
             ledger.credit_card(card, row.diff, key, kind=Transfer.IMPORT, **details)
         return
-    card = Card.objects.select_related("program", "account", "debt_account").get(pk=row.card.id)
-    if row.diff > 0:
-        ledger.credit_card(card, row.diff, key, kind=Transfer.IMPORT, **details)
-    elif row.diff < 0:
-        ledger.debit_card(card, -row.diff, key, kind=Transfer.IMPORT, to=ledger.ISSUED, **details)
+    _done, refused = ledger.post_movements([_movement(job, row)], created_by_id=job.created_by_id)
+    if refused:
+        raise refused[0][1]
 
 
 # --- undoing ---------------------------------------------------------------------------------
@@ -1153,76 +1118,63 @@ def _undo_rows(job, numbers):
     """Reverse the transfers of rows ``numbers`` of the import ``job`` undoes.
 
     The usual rows (the card still holds the imported points, or the import took points) are
-    reversed in a few statements; a credit that partly repaid a debt goes through the
-    ledger's take-back, which records that debt again; a card that spent the points is
-    refused. It counts the rows it reversed; rows with nothing to reverse (unchanged,
-    skipped by the import, or reversed by an earlier undo) are neither reversed nor refused.
+    reversed by the ledger in a few statements; a row it refuses for want of points (the
+    card spent them, or some of them repaid a debt) goes row by row: a card that spent the
+    points is refused, a credit that repaid a debt goes through the ledger's take-back,
+    which records that debt again. It counts the rows it reversed; rows with nothing to
+    reverse (unchanged, skipped by the import, or reversed by an earlier undo) are neither
+    reversed nor refused.
     """
-    _prepare_chunk_transaction()
-    original = Job.objects.get(pk=job.params["undo_of"])
-    todo = _not_undone(original, numbers)
-    balances, _debts = ledger.lock_balances(
-        list({(t.card_id, t.card.account_id) for t, _r in todo.values()})
-    )
-    note = _("Undo of import #%(job)s, row %(row)s")
-    legs, slow, failures = [], [], []
-    for n, (transfer, repaid) in todo.items():
-        account = transfer.card.account_id
-        spent = _spent_since(transfer, repaid, balances[account])
-        if spent:
-            failures.append({"item": n, "reason": _refused(transfer, spent)})
-            continue
-        if transfer.credit_id == account:  # the import gave points: they go back
-            if transfer.amount > balances[account]:
-                slow.append(n)  # some of them repaid a debt
-                continue
-            balances[account] -= transfer.amount
-        else:  # the import took points: they come back
-            balances[account] += transfer.amount
-        legs.append(
-            (
+    with ledger.bulk_transaction():
+        original = Job.objects.get(pk=job.params["undo_of"])
+        todo = _not_undone(original, numbers)
+        note = _("Undo of import #%(job)s, row %(row)s")
+        movements = {
+            ledger.Movement(
+                transfer.card_id,
+                # the import gave points: they go back; it took points: they come back
+                -transfer.amount
+                if transfer.credit_id == transfer.card.account_id
+                else transfer.amount,
                 f"{transfer.key}:undo",
                 Transfer.REVERSE,
-                transfer.credit_id,
-                transfer.debit_id,
-                transfer.amount,
-                transfer.card_id,
-                note % {"job": original.pk, "row": n},
-                transfer.pk,
-            )
-        )
-    try:
-        with transaction.atomic():
-            ledger.post_many(
-                legs,
-                fields=("note", "reverses_id"),
                 label_code=descriptions.IMPORT_UNDO,
-                created_by_id=job.created_by_id,
-            )
-        reversed_rows = len(legs)
-    except IntegrityError:  # reversed meanwhile by someone else: row by row, each replays
-        slow, failures, reversed_rows = list(todo), [], 0
-    for n in slow:
+                note=note % {"job": original.pk, "row": n},
+                reverses=transfer.pk,
+            ): n
+            for n, (transfer, _repaid) in todo.items()
+        }
+        slow, failures = [], []
         try:
             with transaction.atomic():
-                _undo_one(job, original, n, *todo[n])
-            reversed_rows += 1
-        except (LoyaltyError, IntegrityError) as exc:
-            failures.append({"item": n, "reason": str(exc)})
-    return reversed_rows, failures
+                done, refused = ledger.post_movements(
+                    movements, check=None, created_by_id=job.created_by_id
+                )
+            reversed_rows = len(done)
+            for movement, error in refused:
+                if isinstance(error, InsufficientPoints):
+                    slow.append(movements[movement])
+                else:
+                    failures.append({"item": movements[movement], "reason": str(error)})
+        except IntegrityError:  # reversed meanwhile by someone else: row by row, each replays
+            slow, failures, reversed_rows = list(todo), [], 0
+        for n in sorted(slow):
+            try:
+                with transaction.atomic():
+                    _undo_one(job, original, n, *todo[n])
+                reversed_rows += 1
+            except (LoyaltyError, IntegrityError) as exc:
+                failures.append({"item": n, "reason": str(exc)})
+        return reversed_rows, failures
 
 
 def _undo_one(job, original, n, transfer, repaid):
     """Reverse one row with the ledger's own operations (the careful, slower path)."""
     card = transfer.card
     key = f"{transfer.key}:undo"
-    balance = (
-        Account.objects.select_for_update()
-        .values_list("balance", flat=True)
-        .get(pk=card.account_id)
-    )
-    done = Transfer.objects.filter(key=key).exists()
-    spent = ZERO if done else _spent_since(transfer, repaid, balance)
+    balances, _debts = ledger.lock_balances([(card.pk, card.account_id)])
+    done = ledger.recorded([key])
+    spent = ZERO if done else _spent_since(transfer, repaid, balances[card.account_id])
     if spent:
         raise LoyaltyError(_refused(transfer, spent))
     ledger.reverse(
