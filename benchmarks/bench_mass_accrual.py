@@ -3,8 +3,8 @@
 Ours is what the dashboard's "Accrue to all N matching cards" runs: ``bulk.create`` freezes the
 card ids into a job and its chunks, ``tasks.start_job`` runs every chunk as a Celery task
 (eager here: no broker, the same task code a worker runs), and each chunk locks its cards'
-accounts, inserts their transfers and moves their balances (``ledger.credit_cards``), then
-marks the chunk done and counts it on the job.
+accounts, inserts their transfers and moves their balances (``ledger.credit_cards``, over
+``ledger.post_movements``), then marks the chunk done and counts it on the job.
 
 The floor is the least any implementation must do, in one transaction of two statements:
 
