@@ -9,7 +9,7 @@ imported only by the export that needs it.
 
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, imports, jobs, reports
+from oscar_loyalty import imports, jobs, mass_jobs, reports
 from oscar_loyalty.loading import get_class
 
 Job = get_model("oscar_loyalty", "Job")
@@ -25,8 +25,8 @@ def _loaded_when_called(module_label, name):
 def register():
     jobs.HANDLERS.update(
         {
-            bulk.ACCRUAL: bulk.mass_accrual,
-            bulk.DEBIT: bulk.mass_debit,
+            mass_jobs.ACCRUAL: mass_jobs.mass_accrual,
+            mass_jobs.DEBIT: mass_jobs.mass_debit,
             Job.IMPORT: imports.run_rows,
             Job.EXPORT: reports.run_card_export,
             Job.REPORT: reports.run_report_export,

@@ -30,7 +30,17 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin, SingleTableView
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, categories, conf, earning, grades, keyset, ledger, phones, tasks
+from oscar_loyalty import (
+    categories,
+    conf,
+    earning,
+    grades,
+    keyset,
+    ledger,
+    mass_jobs,
+    phones,
+    tasks,
+)
 from oscar_loyalty.dashboard.templatetags.loyalty_dashboard import person
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.formats import format_points
@@ -646,7 +656,7 @@ class MassJobView(FormView):
 
     form_class = MassJobForm
     template_name = TEMPLATES + "mass_job.html"
-    kind = bulk.ACCRUAL
+    kind = mass_jobs.ACCRUAL
 
     def dispatch(self, request, *args, **kwargs):
         source = request.POST if request.method == "POST" else request.GET
@@ -664,7 +674,7 @@ class MassJobView(FormView):
         context = super().get_context_data(**kwargs)
         context.update(
             kind=self.kind,
-            is_accrual=self.kind == bulk.ACCRUAL,
+            is_accrual=self.kind == mass_jobs.ACCRUAL,
             query=self.query,
             card_count=self.card_count,
             filter_valid=self.cards is not None,
@@ -692,7 +702,7 @@ class MassJobView(FormView):
                 self.get_context_data(form=form, confirming=True, total=total)
             )
         with transaction.atomic():
-            job = bulk.create(
+            job = mass_jobs.create(
                 self.kind,
                 self.cards,
                 amount=data["amount"],
@@ -708,7 +718,7 @@ class MassJobView(FormView):
 
 
 class MassDebitView(MassJobView):
-    kind = bulk.DEBIT
+    kind = mass_jobs.DEBIT
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -774,7 +784,7 @@ class JobDetailView(VisibleJobMixin, DetailView):
         context["chunks_left"] = job.chunks.filter(done=False).count()
         context["retention_days"] = conf.export_retention_days
         query = job.params.get("query")
-        if job.kind in (bulk.ACCRUAL, bulk.DEBIT):
+        if job.kind in (mass_jobs.ACCRUAL, mass_jobs.DEBIT):
             context["card_list_url"] = reverse("loyalty-card-list") + (f"?{query}" if query else "")
         return context
 

@@ -16,7 +16,17 @@ from django.utils import translation
 from oscar.core.loading import get_model
 
 import oscar_loyalty.migrations
-from oscar_loyalty import bulk, cards, earning, excel, imports, jobs, ledger, paying, reports
+from oscar_loyalty import (
+    cards,
+    earning,
+    excel,
+    imports,
+    jobs,
+    ledger,
+    mass_jobs,
+    paying,
+    reports,
+)
 from tests import factories
 from tests.integration.dashboard_support import logged_in, make_staff
 
@@ -112,8 +122,11 @@ def test_a_manual_adjustment_keeps_the_text_as_typed(card):
 
 
 def test_a_mass_accrual_keeps_its_description_as_typed(card):
-    job = bulk.create(
-        bulk.ACCRUAL, cards.Card.objects.filter(pk=card.pk), amount="10", description="Spring gift"
+    job = mass_jobs.create(
+        mass_jobs.ACCRUAL,
+        cards.Card.objects.filter(pk=card.pk),
+        amount="10",
+        description="Spring gift",
     )
     for chunk_id in jobs.pending_chunks(job):
         jobs.run_chunk(chunk_id)
