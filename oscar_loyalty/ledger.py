@@ -863,13 +863,14 @@ def _bulk_legs(movement, card, issued, known, balances, debts, legs, deltas):
         original, left = reversible[movement.reverses]
         if amount > left:
             return ReversalTooLarge(original, left)
-        reversible[movement.reverses] = (original, left - amount)
     label, note = movement.label_code, movement.note
     change = amount
     if movement.amount < 0:
         if balances[account] < amount:
             return InsufficientPoints(balances[account], amount)
         change = -amount
+    if movement.reverses in reversible:  # what this call reverses counts for the next one
+        reversible[movement.reverses] = (original, left - amount)
     legs.append(
         (
             movement.key,
