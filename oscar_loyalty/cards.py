@@ -175,7 +175,7 @@ def customers_with_phone(phone):
     database from using the card indexes (the card list's phone search took 2.9 times the
     floor that way, in ``benchmarks/bench_card_list.py``)."""
     User = get_user_model()
-    e164 = "+" + phone
+    e164 = phones.e164(phone)
     found = []
     name = conf.user_phone_field
     if name and any(f.name == name for f in User._meta.concrete_fields):

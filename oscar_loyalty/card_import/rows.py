@@ -156,7 +156,7 @@ def _customers_by_phone(phone_list):
     User = get_user_model()
     name = conf.user_phone_field
     if phone_list and name and any(f.name == name for f in User._meta.concrete_fields):
-        variants = {v: p for p in phone_list for v in (p, "+" + p)}
+        variants = {v: p for p in phone_list for v in (p, phones.e164(p))}
         for value, user_id in User.objects.filter(**{f"{name}__in": list(variants)}).values_list(
             name, "pk"
         ):
@@ -177,7 +177,7 @@ def _customers_by_phone(phone_list):
         step = len(phone_list) if postgresql else 500  # one array, or a few placeholders
         with inserts.bulk_cursor(connection) as cursor:
             for start in range(0, len(phone_list), step):
-                part = ["+" + p for p in phone_list[start : start + step]]
+                part = [phones.e164(p) for p in phone_list[start : start + step]]
                 if postgresql:
                     cursor.execute(
                         f"{select} IN (SELECT unnest(%s::text[]))", [inserts.array_literal(part)]
