@@ -9,11 +9,10 @@ from django.utils.translation import pgettext_lazy
 from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel, imports
+from oscar_loyalty.dashboard.widgets import DATE_INPUT
 
 Program = get_model("oscar_loyalty", "Program")
 Transfer = get_model("oscar_loyalty", "Transfer")
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class ImportForm(forms.Form):

@@ -26,6 +26,7 @@ from django.views.generic.detail import SingleObjectMixin
 from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel, imports, keyset, phones, reports, tasks
+from oscar_loyalty.dashboard.mixins import TEMPLATES
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
@@ -33,14 +34,13 @@ from oscar_loyalty.loading import get_class
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
 
-ImportForm = get_class("dashboard.excel_forms", "ImportForm")
-MappingForm = get_class("dashboard.excel_forms", "MappingForm")
-ConfirmForm = get_class("dashboard.excel_forms", "ConfirmForm")
-ReportForm = get_class("dashboard.excel_forms", "ReportForm")
-CardFilter = get_class("dashboard.filters", "CardFilter")
-hidden_job_kinds = get_class("dashboard.views", "hidden_job_kinds")
+ImportForm = get_class("dashboard.excel.forms", "ImportForm")
+MappingForm = get_class("dashboard.excel.forms", "MappingForm")
+ConfirmForm = get_class("dashboard.excel.forms", "ConfirmForm")
+ReportForm = get_class("dashboard.excel.forms", "ReportForm")
+CardFilter = get_class("dashboard.cards.filters", "CardFilter")
+hidden_job_kinds = get_class("dashboard.mixins", "hidden_job_kinds")
 
-TEMPLATES = "oscar_loyalty/dashboard/"
 FORMATS = ("xlsx", "csv")
 ERRORS_SHOWN = 200
 REPORT_PAGE = 50
