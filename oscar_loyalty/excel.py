@@ -1,19 +1,20 @@
-"""Safe reading and writing of spreadsheets: .xlsx and .csv files and cells pasted from Excel.
+"""Safe reading and writing of spreadsheets: .xlsx, .xls, .ods and .csv files and cells pasted
+from Excel.
 
-Reading treats every file as hostile. An .xlsx is a zip of XML parts, so before any part is
-unpacked the zip directory is checked against ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES`` (a
-zip bomb declares its real size there). A directory may lie, so every part also inflates in
+Reading treats every file as hostile; python-calamine (a Rust reader) reads the workbooks. A
+workbook is a zip of XML parts (an .xls excepted), so before any part is unpacked the zip
+directory is checked against ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES`` (a zip bomb declares
+its real size there). A directory may lie, so every part calamine will read then inflates in
 small steps against a running count that stops at that limit, and every part but the sheet and
-its shared strings at ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``, before anything parses it. No XML
-is parsed with entity declarations or external references (the "billion laughs" bomb): openpyxl
-reads the content types, workbook and relationships through defusedxml, and the styles, the
-worksheet and its shared strings stream through expat with defusedxml's refusals. Rows with
-data are counted as they come and refused past ``OSCAR_LOYALTY_IMPORT_MAX_ROWS``; no cell may
-hold more text than Excel allows (32,767 characters), nor the table more than
-``MAX_TEXT_CHARACTERS`` in all (one long shared string referenced by many cells), nor more
-than ``MAX_CELLS`` cells. Every cell
-comes back as text, so phones and card numbers keep their leading zeros and never turn into
-``1.23E+15``.
+its shared strings at ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``. No part may declare a document
+type (where entity declarations, the "billion laughs" bomb, hide); calamine refuses entities
+too. Calamine builds the whole sheet in memory, so the sheet's XML is measured first: rows
+repeated or past Excel's last, rows with data past ``OSCAR_LOYALTY_IMPORT_MAX_ROWS``, a
+rectangle of more than ``MAX_AREA`` cells, shared strings longer than Excel allows (32,767
+characters) or adding up to more than ``MAX_TEXT_CHARACTERS`` in the cells that refer to them.
+Then no cell may hold more text than Excel allows, nor the table more than ``MAX_CELLS``
+cells. Every cell comes back as text, so phones and card numbers keep their leading zeros and
+never turn into ``1.23E+15``.
 
 Writing streams with openpyxl's write-only mode, and every text cell that a spreadsheet could
 take for a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading apostrophe.
@@ -53,6 +54,7 @@ MAX_CELLS = 2_000_000
 MAX_ROW_NUMBER = 1_048_576
 # Parts are inflated and parsed this many bytes at a time.
 CHUNK_BYTES = 65536
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Text a spreadsheet may run as a formula when it opens the file or the cell is edited.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -263,23 +265,25 @@ def _too_large(limit):
 
 
 def read_file(upload, name=""):
-    """Read an uploaded .xlsx or .csv (``upload`` is a Django file or bytes) into a ``Table``."""
+    """Read an uploaded .xlsx, .ods, .xls or .csv (a Django file or bytes) into a ``Table``."""
     name = name or getattr(upload, "name", "") or ""
     data = _read_bytes(upload)
     if data[:4] == b"PK\x03\x04":
+        if data[30:38] == b"mimetype" and ODS_MIMETYPE in data[38:160]:
+            return read_ods(data, name)
         return read_xlsx(data, name)
     if data[:8] == OLE_MAGIC:
         if _encrypted(data):
-            raise SpreadsheetError(
-                _(
-                    "This workbook is protected with a password: save it without a password "
-                    "and upload it again."
-                )
-            )
+            raise _protected()
+        if _ole_workbook(data):
+            return read_xls(data, name)
         raise SpreadsheetError(
-            _("Old .xls workbooks cannot be read; save the file as .xlsx or .csv.")
+            _(
+                "Old .xls workbook that could not be read: it is damaged or not a workbook. "
+                "Open it in Excel and save it as .xlsx."
+            )
         )
-    if name.lower().endswith((".xlsx", ".xlsm")):
+    if name.lower().endswith((".xlsx", ".xlsm", ".ods", ".xls")):
         raise SpreadsheetError(_("The file is not a valid .xlsx workbook."))
     return read_csv(data, name)
 
@@ -298,6 +302,35 @@ def _encrypted(data):
             return True
         found = data.find(_ENCRYPTED_PACKAGE, found + 2)
     return False
+
+
+_OLE_STREAMS = ("Workbook\x00".encode("utf-16-le"), "Book\x00".encode("utf-16-le"))
+
+
+def _ole_entry_named(data, name):
+    """Whether an OLE compound file's directory has a stream called ``name`` (UTF-16 with its
+    terminator). Directory entries are 128 bytes and start on a multiple of 128 in the file;
+    the name's byte count (with its terminator) and the entry type (2, a stream) follow the
+    64-byte name."""
+    found = data.find(name)
+    while found != -1:
+        if found % 128 == 0 and data[found + 64 : found + 67] == bytes((len(name), 0, 2)):
+            return True
+        found = data.find(name, found + 2)
+    return False
+
+
+def _ole_workbook(data):
+    """Whether OLE bytes are an old Excel workbook (a "Workbook" or "Book" stream) whose
+    header is sane: a sector size of 512 or 4096 bytes and no more FAT sectors than the file
+    holds (python-calamine trusts both)."""
+    if len(data) < 512 or data[28:30] != b"\xfe\xff":
+        return False
+    shift = int.from_bytes(data[30:32], "little")
+    fat_sectors = int.from_bytes(data[44:48], "little")
+    if shift not in (9, 12) or fat_sectors * (1 << shift) > len(data):
+        return False
+    return any(_ole_entry_named(data, name) for name in _OLE_STREAMS)
 
 
 def read_pasted(text):
@@ -376,7 +409,7 @@ def _check_zip(data):
         raise SpreadsheetError(_("The workbook has too many parts to be a plain table."))
     if sum(entry.file_size for entry in entries) > conf.import_max_uncompressed_bytes:
         raise _unpacks_too_much()
-    if "xl/workbook.xml" not in {entry.filename for entry in entries}:
+    if not {"xl/workbook.xml", "content.xml"} & {entry.filename for entry in entries}:
         raise SpreadsheetError(_("The file is a zip archive, not an Excel workbook."))
 
 
@@ -634,14 +667,7 @@ def _check_sheet(sheet):
     if filled:
         height = max(filled)
         if height * 16384 > MAX_AREA and height * _width(sheet) > MAX_AREA:
-            raise SpreadsheetError(
-                _(
-                    "The sheet spreads over %(rows)s rows and up to %(columns)s columns, more "
-                    "than %(count)s cells: delete what lies beside the table or split it into "
-                    "smaller files."
-                )
-                % {"rows": height, "columns": _width(sheet), "count": MAX_AREA}
-            )
+            raise _too_wide(height, _width(sheet))
     fixed = sheet
     head = sheet.find(b"sheetData")
     dimension = _DIMENSION.search(sheet, 0, head if head > 0 else len(sheet))
@@ -693,6 +719,16 @@ def _check_strings(strings, sheet):
             total += lengths[index]
     if total > MAX_TEXT_CHARACTERS:
         raise _too_much_text()
+
+
+def _too_wide(rows, columns):
+    return SpreadsheetError(
+        _(
+            "The sheet spreads over %(rows)s rows and up to %(columns)s columns, more than "
+            "%(count)s cells: delete what lies beside the table or split it into smaller files."
+        )
+        % {"rows": rows, "columns": columns, "count": MAX_AREA}
+    )
 
 
 def _too_much_text():
@@ -755,15 +791,12 @@ def _row_number(text):
 def _read_calamine(data, collector, sheet_name=None):
     """Hand the rows of a workbook's sheet (the first when no name is given) read by
     python-calamine to ``collector``, each with its row number in the file."""
-    from python_calamine import CalamineWorkbook
+    from python_calamine import CalamineWorkbook, SheetTypeEnum
 
     with CalamineWorkbook.from_filelike(io.BytesIO(data)) as workbook:
         if sheet_name is None:
-            names = [
-                sheet.name
-                for sheet in workbook.sheets_metadata
-                if sheet.typ.name in ("WorkSheet", "MacroSheet")
-            ]
+            tables = (SheetTypeEnum.WorkSheet, SheetTypeEnum.MacroSheet)
+            names = [sheet.name for sheet in workbook.sheets_metadata if sheet.typ in tables]
             if not names:
                 raise SpreadsheetError(_("The workbook has no worksheets."))
             sheet_name = names[0]
@@ -773,14 +806,7 @@ def _read_calamine(data, collector, sheet_name=None):
             return
         first_row, first_column = start
         if (sheet.height * (first_column + sheet.width)) > MAX_AREA:
-            raise SpreadsheetError(
-                _(
-                    "The sheet spreads over %(rows)s rows and up to %(columns)s columns, more "
-                    "than %(count)s cells: delete what lies beside the table or split it into "
-                    "smaller files."
-                )
-                % {"rows": sheet.height, "columns": first_column + sheet.width, "count": MAX_AREA}
-            )
+            raise _too_wide(sheet.height, first_column + sheet.width)
         pad = [None] * first_column
         add = collector.add
         rows = sheet.to_python(skip_empty_area=True)
@@ -805,6 +831,81 @@ def read_xlsx(data, name=""):
     except SpreadsheetError:
         raise
     except Exception as exc:  # a broken part fails in many ways
+        raise _broken(exc) from None
+    return collector.finish()
+
+
+# --- .ods and .xls ------------------------------------------------------------------------
+# An .ods keeps all its sheets in content.xml, where a row or a cell may say it repeats:
+# python-calamine writes every repetition out, so the rows and cells they add up to are
+# counted here first. An .xls is read as it is (the file's own size bounds it).
+
+_ODS_ROW = re.compile(rb"<table:table-row\b([^>]*?)(/?)>")
+_ODS_ROWS_REPEATED = re.compile(rb'table:number-rows-repeated="(\d+)"')
+_ODS_CELL = re.compile(rb"<table:(?:covered-)?table-cell\b([^>]*?)(/?)>")
+_ODS_COLUMNS_REPEATED = re.compile(rb'table:number-columns-repeated="(\d+)"')
+ODS_PARTS = ("mimetype", "META-INF/manifest.xml", "styles.xml", "meta.xml", "settings.xml")
+
+
+def _check_ods_content(content):
+    """Refuse content whose repeated rows and cells with data add up past the row limit or
+    ``MAX_AREA`` cells, before python-calamine writes them out."""
+    _refuse_doctype(content)
+    rows = area = 0
+    for row in _ODS_ROW.finditer(content):
+        if row.group(2):  # <table:table-row/>: nothing in it
+            continue
+        end = content.find(b"</table:table-row>", row.end())
+        if end == -1:
+            raise _damaged()
+        repeated = _ODS_ROWS_REPEATED.search(row.group(1))
+        times = int(repeated.group(1)) if repeated else 1
+        width = column = 0
+        for cell in _ODS_CELL.finditer(content, row.end(), end):
+            count = _ODS_COLUMNS_REPEATED.search(cell.group(1))
+            column += int(count.group(1)) if count else 1
+            if b"office:value-type" in cell.group(1) or not cell.group(2):
+                width = column
+        if width:
+            rows += times
+            area += times * width
+            if rows > conf.import_max_rows:
+                raise _limit_rows(conf.import_max_rows)
+            if area > MAX_AREA:
+                raise _too_wide(rows, width)
+
+
+def read_ods(data, name=""):
+    """Rows of the first sheet of OpenDocument (.ods) bytes, as text: the zip checked as an
+    .xlsx's, content.xml inflated against the limits and measured, then python-calamine."""
+    _check_zip(data)
+    collector = _Collector(name or "file.ods", cell_limit=True)
+    try:
+        with _Archive(data) as archive:
+            for part in ODS_PARTS:
+                if part in archive.NameToInfo:
+                    _refuse_doctype(archive.inflate(part))
+            if "content.xml" not in archive.NameToInfo:
+                raise _damaged()
+            _check_ods_content(
+                archive.inflate_sheet("content.xml", conf.import_max_uncompressed_bytes)
+            )
+        _read_calamine(data, collector)
+    except SpreadsheetError:
+        raise
+    except Exception as exc:
+        raise _broken(exc) from None
+    return collector.finish()
+
+
+def read_xls(data, name=""):
+    """Rows of the first worksheet of an old Excel (.xls) workbook, as text."""
+    collector = _Collector(name or "file.xls", cell_limit=True)
+    try:
+        _read_calamine(data, collector)
+    except SpreadsheetError:
+        raise
+    except Exception as exc:
         raise _broken(exc) from None
     return collector.finish()
 
