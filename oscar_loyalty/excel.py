@@ -441,8 +441,9 @@ class _Archive(zipfile.ZipFile):
             return part.read()
 
     def inflate_sheet(self, name, limit):
-        """A worksheet's content, refused as soon as more rows end in it than the row limit
-        allows (a row with cells ends with ``</row>``), before the rest inflates."""
+        """A worksheet's content and how many ``</row>`` it holds (a row with cells ends with
+        one), refused as soon as there are more than the row limit allows, before the rest
+        inflates."""
         rows, most, chunks, tail = 0, conf.import_max_rows, [], b""
         with self.open(name, limit=limit) as part:
             while chunk := part.read(CHUNK_BYTES):
@@ -451,7 +452,7 @@ class _Archive(zipfile.ZipFile):
                     raise _limit_rows(most)
                 chunks.append(chunk)
                 tail = chunk[-5:]
-        return b"".join(chunks)
+        return b"".join(chunks), rows
 
 
 class _Part(io.RawIOBase):
@@ -500,7 +501,11 @@ def _damaged():
 
 
 def _broken(exc):
-    """The manager's message for an error of python-calamine or of our checks."""
+    """The manager's message for an error of python-calamine or of our checks. A Rust panic
+    in calamine is a ``BaseException`` (``PanicException``): it is a broken file too, while
+    an interrupt or an exit goes on."""
+    if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+        raise exc
     text = str(exc)
     if (type(exc).__module__ or "").startswith("defusedxml") or "entity" in text:
         return _entities()
@@ -594,20 +599,20 @@ def _column_number(letters):
     return number
 
 
-def _row_numbers(sheet):
+def _row_numbers(sheet, closed):
     """The number of every ``<row>`` of the sheet in order, whether it is empty (``<row/>``),
-    and how many rows are closed; a row without ``r`` follows the one before."""
+    and how many rows are closed (``closed`` counts ``</row>``); a row without ``r`` follows
+    the one before."""
     plain = b":row" not in sheet
     if plain:
         found = _ROW_FAST.findall(sheet)
-        tags = sheet.count(b"<row ") + sheet.count(b"<row>") + sheet.count(b"<row/")
-        if len(found) == tags:
+        if len(found) == sheet.count(b"<row"):  # else <rowBreaks>, or a row's r not first
             try:
                 numbers = list(map(int, (ref for ref, _end in found)))
             except ValueError:
                 numbers = [_row_number(ref) for ref, _end in found]
             empty = [bool(end) for _ref, end in found]
-            return numbers, empty, sheet.count(b"</row>")
+            return numbers, empty, closed
     numbers, empty, number = [], [], 0
     for attrs, end in _ROW_TAG.findall(sheet):
         ref = _ROW_REF.search(attrs)
@@ -617,25 +622,29 @@ def _row_numbers(sheet):
     return numbers, empty, len(_ROW_CLOSE.findall(sheet))
 
 
-def _width(sheet):
+def _width(sheet, height):
     """The most columns a row of the sheet may reach: its farthest cell reference, plus the
-    cells of the fullest row when some cells have no reference."""
-    wide = 1
+    cells of the fullest row when some cells have no reference. With references of one
+    letter only (at most 26 columns), the farthest is looked for only when 26 columns of
+    ``height`` rows would be too many."""
+    cells = sheet.count(b"<c ") + sheet.count(b"<c>") + sheet.count(b"<c/")
+    bare = cells != sheet.count(b'<c r="') or b":c" in sheet
+    wide = 26
     if _WIDE_CELL.search(sheet) or b":c" in sheet:
         wide = max(map(_column_number, _CELL_REF.findall(sheet)), default=1)
-    else:
+    elif bare or height * wide > MAX_AREA:
+        wide = 1
         for letter in range(ord("Z"), ord("A") - 1, -1):
             if b' r="%c' % letter in sheet:
                 wide = letter - 64
                 break
-    cells = sheet.count(b"<c ") + sheet.count(b"<c>") + sheet.count(b"<c/")
-    if cells != sheet.count(b'<c r="') or b":c" in sheet:
+    if bare:
         bodies = _ROW_BODY.findall(sheet)
         wide += max((len(_CELL_TAG.findall(body)) for body in bodies), default=0)
     return wide
 
 
-def _check_sheet(sheet):
+def _check_sheet(sheet, closed):
     """Refuse a sheet whose XML is cut short, whose rows repeat or pass Excel's last row, or
     whose rectangle python-calamine would build is larger than ``MAX_AREA``. Returns the
     sheet to give calamine instead when it must be changed: a ``<dimension>`` that is not a
@@ -644,10 +653,7 @@ def _check_sheet(sheet):
     if not _SHEET_END.search(sheet[-256:]):
         raise _damaged()
     _refuse_doctype(sheet)
-    # every row with cells is closed: their count refuses a long sheet before any scan
-    if b":row" not in sheet and sheet.count(b"</row>") > conf.import_max_rows:
-        raise _limit_rows(conf.import_max_rows)
-    numbers, empty, closed = _row_numbers(sheet)
+    numbers, empty, closed = _row_numbers(sheet, closed)
     if closed > conf.import_max_rows:
         raise _limit_rows(conf.import_max_rows)
     if closed != len(empty) - sum(empty):
@@ -666,8 +672,10 @@ def _check_sheet(sheet):
     filled = [number for number, blank in zip(numbers, empty, strict=True) if not blank]
     if filled:
         height = max(filled)
-        if height * 16384 > MAX_AREA and height * _width(sheet) > MAX_AREA:
-            raise _too_wide(height, _width(sheet))
+        if height * 16384 > MAX_AREA:
+            wide = _width(sheet, height)
+            if height * wide > MAX_AREA:
+                raise _too_wide(height, wide)
     fixed = sheet
     head = sheet.find(b"sheetData")
     dimension = _DIMENSION.search(sheet, 0, head if head > 0 else len(sheet))
@@ -754,10 +762,10 @@ def _checked_xlsx(data):
         whole = conf.import_max_uncompressed_bytes
         strings = archive.inflate(SHARED_STRINGS, whole) if SHARED_STRINGS in names else b""
         _refuse_doctype(strings)
-        sheet = archive.inflate_sheet(path, whole)
+        sheet, closed = archive.inflate_sheet(path, whole)
         if path + ".rels" in names:
             archive.inflate(path + ".rels")
-        fixed = _check_sheet(sheet)
+        fixed = _check_sheet(sheet, closed)
         _check_strings(strings, sheet)
         if fixed is None:
             return name, data
@@ -830,7 +838,7 @@ def read_xlsx(data, name=""):
         _read_calamine(data, collector, sheet_name)
     except SpreadsheetError:
         raise
-    except Exception as exc:  # a broken part fails in many ways
+    except BaseException as exc:  # a broken part fails in many ways
         raise _broken(exc) from None
     return collector.finish()
 
@@ -887,13 +895,14 @@ def read_ods(data, name=""):
                     _refuse_doctype(archive.inflate(part))
             if "content.xml" not in archive.NameToInfo:
                 raise _damaged()
-            _check_ods_content(
-                archive.inflate_sheet("content.xml", conf.import_max_uncompressed_bytes)
+            content, _rows = archive.inflate_sheet(
+                "content.xml", conf.import_max_uncompressed_bytes
             )
+            _check_ods_content(content)
         _read_calamine(data, collector)
     except SpreadsheetError:
         raise
-    except Exception as exc:
+    except BaseException as exc:
         raise _broken(exc) from None
     return collector.finish()
 
@@ -905,7 +914,7 @@ def read_xls(data, name=""):
         _read_calamine(data, collector)
     except SpreadsheetError:
         raise
-    except Exception as exc:
+    except BaseException as exc:
         raise _broken(exc) from None
     return collector.finish()
 
