@@ -211,7 +211,7 @@ class CardIssueForm(forms.Form):
 
             user.username = generate_username()
         if data.get("phone") and any(f.name == conf.user_phone_field for f in User._meta.fields):
-            setattr(user, conf.user_phone_field, "+" + data["phone"])
+            setattr(user, conf.user_phone_field, phones.e164(data["phone"]))
         user.set_unusable_password()
         user.save()
         return user
