@@ -819,7 +819,8 @@ def _read_calamine(data, collector, sheet_name=None):
         add = collector.add
         rows = sheet.to_python(skip_empty_area=True)
         for number, values in enumerate(rows, start=first_row + 1):
-            add(number, pad + values if pad else values)
+            if values.count("") != len(values):  # calamine gives a blank cell as ""
+                add(number, pad + values if pad else values)
 
 
 def read_xlsx(data, name=""):
