@@ -694,7 +694,7 @@ class AbstractAccrual(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["card", "order_number"], name="loyalty_one_accrual"),
         ]
-        # The card page's newest orders (``dashboard.views.orders_with_points``).
+        # The card page's newest orders (``dashboard.cards.views.orders_with_points``).
         indexes = [models.Index(fields=["card", "-created"], name="loyalty_accrual_card")]
 
     def __str__(self):
