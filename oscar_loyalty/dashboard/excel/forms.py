@@ -27,8 +27,8 @@ class ImportForm(forms.Form):
     file = forms.FileField(
         label=_("File"),
         required=False,
-        help_text=_("An .xlsx workbook (its first sheet) or a .csv file."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.csv,.txt"}),
+        help_text=_("An .xlsx, .xls or .ods workbook (its first sheet) or a .csv file."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.xls,.ods,.csv,.txt"}),
     )
     text = forms.CharField(
         label=_("Or paste cells copied from Excel"),
