@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import conf, descriptions, ledger, phones
+from oscar_loyalty import conf, descriptions, keys, ledger, phones
 from oscar_loyalty.exceptions import (
     CardExists,
     CardNumberInvalid,
@@ -328,7 +328,7 @@ def replace(card, *, reason, number="", by=None):
         ledger.move_card(
             old,
             new,
-            f"replace:{old.pk}",
+            keys.replacement(old.pk),
             created_by=by,
             note=reason,
             label_code=descriptions.CARD_REPLACED,

@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, descriptions, inserts, jobs, ledger, phones
+from oscar_loyalty import cards, conf, descriptions, inserts, jobs, keys, ledger, phones
 from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.inserts import among
@@ -865,7 +865,7 @@ def error_header(job):
 
 
 def row_key(job_id, n):
-    return f"import:{job_id}:row:{n}"
+    return keys.import_row(job_id, n)
 
 
 def run_rows(job, items):
@@ -1095,10 +1095,10 @@ def _not_undone(job, numbers):
     found = _import_transfers(job, numbers)
     undone = set(
         Transfer.objects.filter(
-            among(Transfer, "key", [f"{t.key}:undo" for t, _r in found.values()])
+            among(Transfer, "key", [keys.undo(t.key) for t, _r in found.values()])
         ).values_list("key", flat=True)
     )
-    return {n: found[n] for n in sorted(found) if f"{found[n][0].key}:undo" not in undone}
+    return {n: found[n] for n in sorted(found) if keys.undo(found[n][0].key) not in undone}
 
 
 def _spent_since(transfer, repaid, balance):
@@ -1181,7 +1181,7 @@ def _undo_rows(job, numbers):
             balances[account] += transfer.amount
         legs.append(
             (
-                f"{transfer.key}:undo",
+                keys.undo(transfer.key),
                 Transfer.REVERSE,
                 transfer.credit_id,
                 transfer.debit_id,
@@ -1215,7 +1215,7 @@ def _undo_rows(job, numbers):
 def _undo_one(job, original, n, transfer, repaid):
     """Reverse one row with the ledger's own operations (the careful, slower path)."""
     card = transfer.card
-    key = f"{transfer.key}:undo"
+    key = keys.undo(transfer.key)
     balance = (
         Account.objects.select_for_update()
         .values_list("balance", flat=True)

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
 from oscar.forms.widgets import MultipleRemoteSelect
 
-from oscar_loyalty import cards, conf, grades, phones
+from oscar_loyalty import cards, conf, grades, keys, phones
 from oscar_loyalty.dashboard.filters import DATE_INPUT, GradeChoiceField
 from oscar_loyalty.exceptions import KeyConflict, LoyaltyError
 
@@ -422,7 +422,7 @@ class AdjustForm(forms.Form):
             return cards.adjust(
                 self.card,
                 amount,
-                f"manual:{data['token']}",
+                keys.manual(data["token"]),
                 by=by,
                 description=data["description"],
                 note=data["note"],
