@@ -175,6 +175,8 @@ def test_points_dated_later_are_pending_until_the_day(
     )
     content = page(client_m.get(url("loyalty-card-detail", card.pk)))
     assert "Spring gift" in content and "available from" in content
+    # The manager sees which job it comes from, with a link to the job's page.
+    assert f'<a href="{url("loyalty-job-detail", job.pk)}">mass accrual #{job.pk}</a>' in content
     customer = Client()
     customer.login(username=card.user.email, password="secret")
     own_page = page(customer.get(url("loyalty-account-cards")))
