@@ -48,6 +48,7 @@ from oscar_loyalty.exceptions import (
 from oscar_loyalty.formats import format_points
 
 Account = get_model("oscar_loyalty", "Account")
+Card = get_model("oscar_loyalty", "Card")
 Transfer = get_model("oscar_loyalty", "Transfer")
 
 ZERO = Decimal("0.00")
@@ -57,8 +58,7 @@ CENT = Decimal(1).scaleb(-_AMOUNT.decimal_places)  # 0.01
 TOO_LARGE = Decimal(10) ** (_AMOUNT.max_digits - _AMOUNT.decimal_places)
 
 # What an operation needs of the card's status (``check=``); see the module's docstring.
-USABLE = "usable"
-OPEN = "open"
+USABLE, OPEN = Card.USABLE, Card.OPEN
 
 # System accounts of each programme: the other side of every card movement.
 ISSUED = "issued"  # points given out (earned, adjusted, imported) come from here
@@ -286,11 +286,7 @@ def _apply(legs, check=None):
 
 def _refusal(card, check):
     """Why ``card``'s status refuses an operation that needs ``check``, or ``None``."""
-    if check == USABLE:
-        return card.refusal()
-    if check == OPEN and card.status == card.CLOSED:
-        return card.refusal()
-    return None
+    return card.refusal(check)
 
 
 def _why_not_moved(account, delta, check):
@@ -680,10 +676,7 @@ class _ManyCard:
 
 def _refuses(check, status, participates):
     """Whether a card of ``status`` refuses an operation that needs ``check``."""
-    Card = get_model("oscar_loyalty", "Card")
-    if check == USABLE:
-        return status != Card.ACTIVE or not participates
-    return check == OPEN and status == Card.CLOSED
+    return Card.refusal_of("", status, participates, check) is not None
 
 
 def _many(card_ids, amount, key_for, kind, check, details, ends, build):

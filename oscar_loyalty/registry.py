@@ -36,7 +36,7 @@ def register():
     jobs.FINISHERS.update({Job.IMPORT: undo.mark_undone})
     reports.SOURCES.update(
         {
-            Job.EXPORT: _loaded_when_called("dashboard.excel_views", "card_source"),
-            Job.REPORT: _loaded_when_called("dashboard.excel_views", "report_source"),
+            Job.EXPORT: _loaded_when_called("dashboard.excel.views", "card_source"),
+            Job.REPORT: _loaded_when_called("dashboard.excel.views", "report_source"),
         }
     )

@@ -1,14 +1,12 @@
 """Applying the rows of a started import, one chunk at a time, with keys that make a
 redelivered chunk change nothing more."""
 
-import secrets
-
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, router, transaction
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, descriptions, inserts, keys, ledger
+from oscar_loyalty import cards, descriptions, inserts, keys, ledger
 from oscar_loyalty.card_import.rows import NEW, SAME, SET, TOPPED, Cards, Row, classify
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.inserts import among
@@ -94,34 +92,6 @@ def _apply_rows(job, items):
     return succeeded + replayed, failures
 
 
-def _new_numbers(program, count, taken):
-    """``count`` free card numbers of the programme's length (Luhn check digit last)."""
-    length = program.card_number_length
-    low = 10 ** (length - 2)
-    span = 9 * low
-    # Random bytes for the whole batch at once, 64 bits more than the span needs, so that
-    # taking the remainder favours no number measurably.
-    width = (span.bit_length() + 64 + 7) // 8
-    luhn = conf.card_number_check_digit
-    numbers = []
-    while len(numbers) < count:
-        wanted = count - len(numbers)
-        draws = secrets.token_bytes(width * wanted)
-        batch = set()
-        for start in range(0, len(draws), width):
-            body = str(low + int.from_bytes(draws[start : start + width], "big") % span)
-            batch.add(body + (cards.check_digit(body) if luhn else "0"))
-        batch -= taken
-        clash = set(
-            Card.objects.filter(among(Card, "number", batch), program=program).values_list(
-                "number", flat=True
-            )
-        )
-        numbers.extend(batch - clash)
-        taken |= batch
-    return numbers
-
-
 def _apply_bulk(job, rows):
     """Apply checked rows in a few statements: new cards with their opening balances, then
     one transfer per row for the cards that exist."""
@@ -136,7 +106,7 @@ def _apply_bulk(job, rows):
     new = [r for r in rows if r.action == NEW]
     if new:
         blank = [r for r in new if not r.number]
-        generated = iter(_new_numbers(program, len(blank), {r.number for r in new}))
+        generated = iter(cards.new_numbers(program, len(blank), {r.number for r in new}))
         for row in blank:
             row.number = next(generated)
         grade = program.lowest_grade()

@@ -10,11 +10,10 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel
 from oscar_loyalty.card_import import cells
+from oscar_loyalty.dashboard.widgets import DATE_INPUT
 
 Program = get_model("oscar_loyalty", "Program")
 Transfer = get_model("oscar_loyalty", "Transfer")
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class ImportForm(forms.Form):
