@@ -658,7 +658,19 @@ class AbstractAccrual(models.Model):
         related_name="accruals",
         verbose_name=_("card"),
     )
-    order_number = models.CharField(_("order number"), max_length=128, db_index=True)
+    # An accrual is an order's (its number) or a mass accrual's with a later date (its job,
+    # and no number); the ledger key that posts it is made from the one it has (``keys``).
+    order_number = models.CharField(_("order number"), max_length=128, blank=True, db_index=True)
+    job = models.ForeignKey(
+        "oscar_loyalty.Job",
+        # The job's ledger keys name it: a job that left accruals is never deleted.
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="accruals",
+        verbose_name=_("job"),
+        help_text=_("The mass accrual that made it; empty for an order's points."),
+    )
     base = models.DecimalField(_("money that earns"), **AMOUNT)
     percent = models.DecimalField(_("earn, %"), max_digits=5, decimal_places=2)
     points = models.DecimalField(_("points"), **AMOUNT)
@@ -692,13 +704,28 @@ class AbstractAccrual(models.Model):
         verbose_name = _("accrual")
         verbose_name_plural = _("accruals")
         constraints = [
-            models.UniqueConstraint(fields=["card", "order_number"], name="loyalty_one_accrual"),
+            # One accrual per card and order, one per card and job: a rerun adds nothing.
+            models.UniqueConstraint(
+                fields=["card", "order_number"],
+                condition=Q(job__isnull=True),
+                name="loyalty_one_accrual",
+            ),
+            models.UniqueConstraint(
+                fields=["card", "job"],
+                condition=Q(job__isnull=False),
+                name="loyalty_one_job_accrual",
+            ),
+            models.CheckConstraint(
+                condition=(Q(job__isnull=True) & ~Q(order_number=""))
+                | (Q(job__isnull=False) & Q(order_number="")),
+                name="loyalty_accrual_of_order_or_job",
+            ),
         ]
         # The card page's newest orders (``dashboard.cards.views.orders_with_points``).
         indexes = [models.Index(fields=["card", "-created"], name="loyalty_accrual_card")]
 
     def __str__(self):
-        return f"{self.order_number}: {self.points}"
+        return f"{self.order_number or f'#{self.job_id}'}: {self.points}"
 
     @property
     def remaining(self):

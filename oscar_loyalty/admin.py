@@ -61,8 +61,18 @@ class AccountAdmin(ReadOnlyAdmin):
 
 @admin.register(Accrual)
 class AccrualAdmin(ReadOnlyAdmin):
-    list_display = ["order_number", "card", "points", "reversed_points", "status", "available_at"]
+    # An accrual has an order number or, made by a mass accrual, its job.
+    list_display = [
+        "order_number",
+        "job",
+        "card",
+        "points",
+        "reversed_points",
+        "status",
+        "available_at",
+    ]
     list_filter = ["status"]
+    list_select_related = ["card", "job"]
 
 
 @admin.register(Hold)

@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import conf, descriptions, ledger, phones
+from oscar_loyalty import conf, descriptions, keys, ledger, phones
 
 # Numbers as text live without models in ``card_numbers``; they stay public here too.
 from oscar_loyalty.card_numbers import check_digit, clean_number, is_valid_number  # noqa: F401
@@ -316,7 +316,7 @@ def replace(card, *, reason, number="", by=None):
         ledger.move_card(
             old,
             new,
-            f"replace:{old.pk}",
+            keys.replacement(old.pk),
             created_by=by,
             note=reason,
             label_code=descriptions.CARD_REPLACED,

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, descriptions, grades, ledger, phones
+from oscar_loyalty import cards, conf, descriptions, grades, keys, ledger, phones
 from oscar_loyalty.exceptions import CardUnavailable
 from oscar_loyalty.loading import get_class
 
@@ -70,27 +70,24 @@ def create_accruals(order):
 
 
 def _key(accrual, what):
-    return f"order:{accrual.order_number}:{what}:{accrual.card.program.code}"
-
-
-# A mass accrual with a future date (``oscar_loyalty.mass_jobs``) leaves pending points as
-# accruals whose order_number is "job:<id>"; posting one writes the job's ledger key.
-JOB_PREFIX = "job:"
+    return keys.accrual(accrual.order_number, what, accrual.card.program.code)
 
 
 def is_job_accrual(accrual):
-    return accrual.order_number.startswith(JOB_PREFIX)
+    """A mass accrual with a later date (``oscar_loyalty.bulk``) leaves its points pending
+    as accruals of its ``job`` (and no order); posting one writes the job's ledger key."""
+    return accrual.job_id is not None
 
 
 def _posting(accrual):
     """Ledger key, transfer kind and details that post ``accrual``."""
     if is_job_accrual(accrual):
-        key = f"{accrual.order_number}:card:{accrual.card_id}"
+        key = keys.job_card(accrual.job_id, accrual.card_id)
         return key, Transfer.BULK, {"description": accrual.description}
     details = {"order_number": accrual.order_number, "description": accrual.description}
     if not accrual.description:
         details["label_code"] = descriptions.ORDER_EARN
-    return _key(accrual, "earn"), Transfer.EARN, details
+    return keys.earn(accrual.order_number, accrual.card.program.code), Transfer.EARN, details
 
 
 def schedule(order):
@@ -173,7 +170,7 @@ def take_back(accrual, points, key_suffix, label_code):
 def cancel(order):
     """The whole order was cancelled: void or reverse everything it earned."""
     for accrual in Accrual.objects.filter(order_number=order.number):
-        take_back(accrual, accrual.remaining, "cancel", descriptions.ORDER_CANCEL)
+        take_back(accrual, accrual.remaining, keys.CANCEL, descriptions.ORDER_CANCEL)
         grades.recalculate(accrual.card)
 
 
@@ -212,11 +209,11 @@ def reverse_lines(order, lines):
                     program,
                 )
             if share > 0:
-                take_back(accrual, share, f"line:{line.pk}", descriptions.LINE_CANCEL)
+                take_back(accrual, share, keys.line_reversal(line.pk), descriptions.LINE_CANCEL)
         grades.recalculate(accrual.card)
 
 
 def pending_points(card):
     """Points on the way, with the date the soonest become available (``None``: not yet)."""
-    rows = card.accruals.filter(status=Accrual.PENDING)
+    rows = card.accruals.filter(status=Accrual.PENDING).select_related("job")
     return [(a, a.remaining, a.available_at) for a in rows.order_by("created") if a.remaining > 0]

@@ -39,7 +39,7 @@ from django.db.models.functions import Round
 from django.utils.translation import gettext
 from oscar.core.loading import get_model
 
-from oscar_loyalty import _ledger_sql, checkpoints, lookups
+from oscar_loyalty import _ledger_sql, checkpoints, keys, lookups
 from oscar_loyalty.exceptions import (
     CardUnavailable,
     InsufficientPoints,
@@ -252,7 +252,7 @@ def _shape(transfer):
 def _main(legs):
     """The legs an operation is compared by: ``:repay`` legs depend on the card's debt at the
     time and are extra."""
-    return [leg for leg in legs if not leg.key.endswith(":repay")]
+    return [leg for leg in legs if not keys.is_repay(leg.key)]
 
 
 def _replay(key, amount, shapes):
@@ -261,8 +261,8 @@ def _replay(key, amount, shapes):
     Raises ``KeyConflict`` unless every main leg recorded has one of ``shapes()`` (called
     only when the key is found) and their amounts add up to ``amount``.
     """
-    keys = [key, f"{key}:repay", f"{key}:debt"]
-    recorded = list(Transfer.objects.filter(key__in=keys).order_by("id"))
+    wanted = [key, keys.repay(key), keys.debt(key)]
+    recorded = list(Transfer.objects.filter(key__in=wanted).order_by("id"))
     if not any(t.key == key for t in recorded):
         return None
     main, allowed = _main(recorded), shapes()
@@ -426,7 +426,7 @@ def credit_card(card, amount, key, kind=Transfer.EARN, check=USABLE, **details):
         if repay > 0:
             result.append(
                 _leg(
-                    f"{key}:repay",
+                    keys.repay(key),
                     Transfer.REPAY,
                     card.account,
                     card.debt_account,
@@ -491,7 +491,7 @@ def take_back(card, amount, key, kind=Transfer.REVERSE, reverses=None, **details
         if owed > 0:
             result.append(
                 _leg(
-                    f"{key}:debt" if result else key,
+                    keys.debt(key) if result else key,
                     Transfer.DEBT,
                     _debt_account(card),
                     issued,
@@ -613,7 +613,7 @@ def move_card(card, to_card, key, **details):
         balances, debts = lock_balances(
             [(card.pk, card.account_id), (to_card.pk, to_card.account_id)]
         )
-        recorded = list(Transfer.objects.filter(key__in=[key, f"{key}:debt"]).order_by("id"))
+        recorded = list(Transfer.objects.filter(key__in=[key, keys.debt(key)]).order_by("id"))
         if recorded:
             if any(t.kind != Transfer.MOVE or t.card_id != to_card.pk for t in recorded):
                 raise KeyConflict(key)
@@ -631,7 +631,7 @@ def move_card(card, to_card, key, **details):
                 card.debt_account = Account.objects.get(pk=debt_id)
             legs.append(
                 _leg(
-                    f"{key}:debt" if legs else key,
+                    keys.debt(key) if legs else key,
                     Transfer.MOVE,
                     _debt_account(to_card),
                     card.debt_account,
@@ -883,7 +883,7 @@ def _bulk_legs(movement, card, issued, known, balances, debts, legs, deltas):
         if repay > 0:
             legs.append(
                 (
-                    f"{movement.key}:repay",
+                    keys.repay(movement.key),
                     Transfer.REPAY,
                     account,
                     debt_id,

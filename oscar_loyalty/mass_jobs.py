@@ -7,8 +7,8 @@ also marks the chunk done. So a chunk redelivered by Celery, a job started twice
 resumed after its worker was killed never moves a card's points twice, and never skips one.
 
 Points that become available on a later date are pending until then: each card gets an
-accrual whose ``order_number`` is "job:<id>" (unique per card, so a rerun adds nothing), and
-the periodic ``post_due_accruals`` posts it under the same ledger key when the date comes.
+accrual of the job (``Accrual.job``; one per card and job, so a rerun adds nothing), and the
+periodic ``post_due_accruals`` posts it under the same ledger key when the date comes.
 Cards that are blocked, closed or not participating are skipped and listed with the reason;
 a mass debit skips cards without enough points and never overdraws one.
 """
@@ -22,8 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import jobs, ledger
-from oscar_loyalty.earning import JOB_PREFIX
+from oscar_loyalty import jobs, keys, ledger
 from oscar_loyalty.exceptions import LoyaltyError
 
 Accrual = get_model("oscar_loyalty", "Accrual")
@@ -111,7 +110,7 @@ def _run(job, items, write_many, write_one):
 
 
 def _key(job):
-    return lambda card_id: f"{JOB_PREFIX}{job.pk}:card:{card_id}"
+    return lambda card_id: keys.job_card(job.pk, card_id)
 
 
 def _details(job):
@@ -154,7 +153,7 @@ def _pending(job, items, amount, when):
         [
             Accrual(
                 card_id=card.pk,
-                order_number=f"{JOB_PREFIX}{job.pk}",
+                job_id=job.pk,
                 base=0,
                 percent=0,
                 points=amount,

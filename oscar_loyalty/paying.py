@@ -6,9 +6,9 @@ Lifecycle, one ``Hold`` row per order number:
     capture   the order exists: held points become redeemed;
     release   payment or placing the order failed, or the customer never came back;
     refund    the order was cancelled or some of its lines refunded.
-Every movement's key derives from the order number (``order:<number>:hold`` ...), so a
-retried request or a replayed signal counts once. A customer who tries again after a failed
-payment gets a new attempt (``order:<number>:hold:2``) on the same row.
+Every movement's key derives from the order number (``order:<number>:hold`` ..., made by
+``keys``), so a retried request or a replayed signal counts once. A customer who tries again
+after a failed payment gets a new attempt (``order:<number>:hold:2``) on the same row.
 """
 
 import logging
@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, descriptions, earning, ledger
+from oscar_loyalty import cards, conf, descriptions, earning, keys, ledger
 from oscar_loyalty.exceptions import PaymentRefused as PaymentRefused
 from oscar_loyalty.loading import get_class
 from oscar_loyalty.policies import money_for as money_for
@@ -110,11 +110,6 @@ def _attempts(order_number):
     return Transfer.objects.filter(order_number=order_number, kind=Transfer.HOLD).count()
 
 
-def _key(order_number, what, attempt=1):
-    key = f"order:{order_number}:{what}"
-    return key if attempt == 1 else f"{key}:{attempt}"
-
-
 def _locked(order_number):
     return (
         Hold.objects.select_for_update(of=("self",))
@@ -128,7 +123,7 @@ def _release_locked(hold, label_code, description=""):
     ledger.release(
         hold.card,
         hold.points,
-        _key(hold.order_number, "release", _attempts(hold.order_number)),
+        keys.release(hold.order_number, _attempts(hold.order_number)),
         order_number=hold.order_number,
         label_code=label_code,
         description=description,
@@ -175,7 +170,7 @@ def _first_hold(card, order_number, points, money):
     ledger.hold(
         card,
         points,
-        _key(order_number, "hold"),
+        keys.hold(order_number),
         savepoint=False,
         order_number=order_number,
         label_code=descriptions.ORDER_HOLD,
@@ -202,7 +197,7 @@ def _hold(card, order_number, points, money):
     ledger.hold(
         card,
         points,
-        _key(order_number, "hold", attempt),
+        keys.hold(order_number, attempt),
         order_number=order_number,
         label_code=descriptions.ORDER_HOLD,
     )
@@ -257,7 +252,7 @@ def _capture(order_number, savepoint):
             ledger.capture(
                 hold.card,
                 hold.points,
-                _key(order_number, "capture"),
+                keys.capture(order_number),
                 savepoint=savepoint,
                 order_number=order_number,
                 label_code=descriptions.ORDER_CAPTURE,
@@ -317,7 +312,7 @@ def payment_source(card, money, currency, order_number):
         label=card.number,
     )
     source.create_deferred_transaction(
-        PaymentTransaction.DEBIT, money, reference=_key(order_number, "hold")
+        PaymentTransaction.DEBIT, money, reference=keys.hold(order_number)
     )
     return source
 
@@ -343,8 +338,7 @@ def _refunded_money(hold):
 # --- after the order -----------------------------------------------------------------------
 
 
-def _refund(order, suffix, amount_of, label_code):
-    key = _key(order.number, f"refund:{suffix}")
+def _refund(order, key, amount_of, label_code):
     with transaction.atomic():
         hold = _locked(order.number)
         if hold is not None and hold.status == Hold.HELD:
@@ -365,7 +359,9 @@ def _refund(order, suffix, amount_of, label_code):
 
 def refund_order(order):
     """The order was cancelled: every point spent on it that is not back yet returns."""
-    return _refund(order, "all", lambda hold: hold.points, descriptions.ORDER_REFUND)
+    return _refund(
+        order, keys.order_refund(order.number), lambda hold: hold.points, descriptions.ORDER_REFUND
+    )
 
 
 def refund_lines(order, lines):
@@ -393,7 +389,8 @@ def refund_lines(order, lines):
                 return ZERO
             return round_money(hold.points * min(line.line_price_incl_tax / base, Decimal(1)))
 
-        returned += _refund(order, line.pk, share, descriptions.LINE_REFUND)
+        key = keys.line_refund(order.number, line.pk)
+        returned += _refund(order, key, share, descriptions.LINE_REFUND)
     return returned
 
 

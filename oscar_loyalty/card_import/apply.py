@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, descriptions, ledger
+from oscar_loyalty import cards, descriptions, keys, ledger
 from oscar_loyalty.card_import.rows import NEW, SAME, SET, TOPPED, Cards, Row, classify
 from oscar_loyalty.exceptions import LoyaltyError
 
@@ -15,7 +15,7 @@ Transfer = get_model("oscar_loyalty", "Transfer")
 
 
 def row_key(job_id, n):
-    return f"import:{job_id}:row:{n}"
+    return keys.import_row(job_id, n)
 
 
 def _description(row):
@@ -44,10 +44,10 @@ def _apply_rows(job, items):
         failures = [
             {"item": r.n, "reason": " ".join(m for _role, m in r.errors)} for r in rows if r.errors
         ]
-        keys = {row_key(job.pk, r.n): r for r in rows if not r.errors}
-        recorded = ledger.recorded(keys)
-        rows = [r for key, r in keys.items() if key not in recorded]
-        replayed = len(keys) - len(rows)
+        by_key = {row_key(job.pk, r.n): r for r in rows if not r.errors}
+        recorded = ledger.recorded(by_key)
+        rows = [r for key, r in by_key.items() if key not in recorded]
+        replayed = len(by_key) - len(rows)
         known = Cards(job.program).load(rows, lock=True)
         seen_cards = {}
         for row in rows:

@@ -6,7 +6,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import descriptions, jobs, ledger
+from oscar_loyalty import descriptions, jobs, keys, ledger
 from oscar_loyalty.card_import.apply import row_key
 from oscar_loyalty.card_import.drafts import is_undo, iter_items
 from oscar_loyalty.card_import.rows import ZERO
@@ -36,19 +36,19 @@ def undo_jobs(job):
 
 def _import_transfers(job, numbers):
     """``{n: (main transfer, points repaid from it)}`` for rows ``numbers`` of ``job``."""
-    keys = {row_key(job.pk, n): n for n in numbers}
+    rows = {row_key(job.pk, n): n for n in numbers}
     found = {}
     repaid = {}
-    wanted = list(keys) + [k + ":repay" for k in keys]
+    wanted = list(rows) + [keys.repay(k) for k in rows]
     for start in range(0, len(wanted), BATCH):
         for transfer in Transfer.objects.filter(
             key__in=wanted[start : start + BATCH]
         ).select_related("card", "card__account"):
-            if transfer.key.endswith(":repay"):
-                repaid[transfer.key[: -len(":repay")]] = transfer.amount
+            if transfer.key.endswith(keys.REPAY):
+                repaid[transfer.key.removesuffix(keys.REPAY)] = transfer.amount
             else:
                 found[transfer.key] = transfer
-    return {keys[k]: (t, repaid.get(k, ZERO)) for k, t in found.items()}
+    return {rows[k]: (t, repaid.get(k, ZERO)) for k, t in found.items()}
 
 
 def _not_undone(job, numbers):
@@ -56,10 +56,10 @@ def _not_undone(job, numbers):
     found = _import_transfers(job, numbers)
     undone = set(
         Transfer.objects.filter(
-            among(Transfer, "key", [f"{t.key}:undo" for t, _r in found.values()])
+            among(Transfer, "key", [keys.undo(t.key) for t, _r in found.values()])
         ).values_list("key", flat=True)
     )
-    return {n: found[n] for n in sorted(found) if f"{found[n][0].key}:undo" not in undone}
+    return {n: found[n] for n in sorted(found) if keys.undo(found[n][0].key) not in undone}
 
 
 def _spent_since(transfer, repaid, balance):
@@ -132,7 +132,7 @@ def _undo_rows(job, numbers):
                 -transfer.amount
                 if transfer.credit_id == transfer.card.account_id
                 else transfer.amount,
-                f"{transfer.key}:undo",
+                keys.undo(transfer.key),
                 Transfer.REVERSE,
                 label_code=descriptions.IMPORT_UNDO,
                 note=note % {"job": original.pk, "row": n},
@@ -167,7 +167,7 @@ def _undo_rows(job, numbers):
 def _undo_one(job, original, n, transfer, repaid):
     """Reverse one row with the ledger's own operations (the careful, slower path)."""
     card = transfer.card
-    key = f"{transfer.key}:undo"
+    key = keys.undo(transfer.key)
     balances, _debts = ledger.lock_balances([(card.pk, card.account_id)])
     done = ledger.recorded([key])
     spent = ZERO if done else _spent_since(transfer, repaid, balances[card.account_id])

@@ -167,7 +167,7 @@ def test_points_dated_later_are_pending_until_the_day(
     _, job = run_mass(client_m, django_capture_on_commit_callbacks, available_from=day.isoformat())
     card = shoppers[1000]
     assert balance(card) == D("10.00")
-    pending = Accrual.objects.get(card=card, order_number=f"job:{job.pk}")
+    pending = Accrual.objects.get(card=card, job=job)
     assert (pending.points, pending.description, pending.status) == (
         D("100.00"),
         "Spring gift",
@@ -175,6 +175,8 @@ def test_points_dated_later_are_pending_until_the_day(
     )
     content = page(client_m.get(url("loyalty-card-detail", card.pk)))
     assert "Spring gift" in content and "available from" in content
+    # The manager sees which job it comes from, with a link to the job's page.
+    assert f'<a href="{url("loyalty-job-detail", job.pk)}">mass accrual #{job.pk}</a>' in content
     customer = Client()
     customer.login(username=card.user.email, password="secret")
     own_page = page(customer.get(url("loyalty-account-cards")))

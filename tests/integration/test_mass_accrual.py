@@ -2,16 +2,19 @@
 redelivered or interrupted; set-based ledger writes that keep the ledger's rules."""
 
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, close_old_connections, connection
+from django.utils import timezone
 from oscar.core.loading import get_model
 
-from oscar_loyalty import audit, jobs, ledger, mass_jobs
+from oscar_loyalty import audit, earning, jobs, ledger, mass_jobs
 from oscar_loyalty.exceptions import InsufficientPoints, KeyConflict
 from tests import factories
 
+Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
 Transfer = get_model("oscar_loyalty", "Transfer")
@@ -107,6 +110,47 @@ def test_a_second_job_is_a_second_gift_but_a_rerun_is_not(many):
         mass_jobs.ACCRUAL, Card.objects.all(), amount="1", description="x", token="form-1"
     )
     assert same.pk == token_job.pk
+
+
+def later_job(cards, amount, days=5):
+    ids = Card.objects.filter(pk__in=[c.pk for c in cards])
+    day = timezone.localdate() + timedelta(days=days)
+    return mass_jobs.create(
+        mass_jobs.ACCRUAL, ids, amount=amount, description="Later", available_from=day
+    )
+
+
+def test_a_rerun_of_a_job_with_points_dated_later_adds_no_second_pending_accrual(many):
+    cards = many[:4]
+    job = run_all(later_job(cards, "30"))
+    job.chunks.update(done=False)  # the whole job delivered again, as after a lost worker
+    run_all(job)
+    mass_jobs.mass_accrual(job, [c.pk for c in cards])  # and its handler called once more
+
+    pending = Accrual.objects.filter(job=job)
+    assert sorted(pending.values_list("card_id", flat=True)) == sorted(c.pk for c in cards)
+    assert {(a.points, a.status, a.order_number) for a in pending} == {
+        (D("30.00"), Accrual.PENDING, "")
+    }
+    # Another job is another gift: the same cards get a pending accrual of it as well.
+    other = run_all(later_job(cards[:1], "5"))
+    assert Accrual.objects.filter(card=cards[0]).count() == 2
+
+    # The day comes: each accrual is posted once, under the job's key, and a rerun then
+    # still adds nothing.
+    Accrual.objects.update(available_at=timezone.now())
+    for pk in list(earning.due_accruals()):
+        earning.post(pk)
+    job.chunks.update(done=False)
+    run_all(job)
+    assert Accrual.objects.filter(job=job, status=Accrual.POSTED).count() == 4
+    assert sorted(job_transfers(job).values_list("key", flat=True)) == sorted(
+        f"job:{job.pk}:card:{c.pk}" for c in cards
+    )
+    assert Transfer.objects.get(key=f"job:{other.pk}:card:{cards[0].pk}").amount == D("5.00")
+    balances = [factories.refreshed(c).account.balance for c in cards]
+    assert balances == [D("35.00"), D("30.00"), D("30.00"), D("30.00")]
+    assert audit.audit() == []
 
 
 def test_a_key_recorded_with_other_content_fails_that_card_only(many):

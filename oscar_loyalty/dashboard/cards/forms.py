@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, grades, phones
+from oscar_loyalty import cards, conf, grades, keys, phones
 from oscar_loyalty.dashboard.cards.filters import GradeChoiceField
 from oscar_loyalty.dashboard.widgets import DATE_INPUT
 from oscar_loyalty.exceptions import KeyConflict, LoyaltyError
@@ -338,7 +338,7 @@ class AdjustForm(forms.Form):
             return cards.adjust(
                 self.card,
                 amount,
-                f"manual:{data['token']}",
+                keys.manual(data["token"]),
                 by=by,
                 description=data["description"],
                 note=data["note"],

@@ -154,7 +154,7 @@ def orders_with_points(card):
     """
     newest = slice(0, ORDERS_SHOWN)
     numbers = set(
-        card.accruals.exclude(order_number__startswith=earning.JOB_PREFIX)
+        card.accruals.filter(job__isnull=True)
         .order_by("-created")
         .values_list("order_number", flat=True)[newest]
     )
