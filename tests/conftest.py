@@ -178,16 +178,6 @@ def card(program, customer):
     return factories.make_card(program, user=customer)
 
 
-@pytest.fixture
-def funded_card(card):
-    """Olga's card with 500 points put on it by hand."""
-    from oscar_loyalty import ledger
-    from tests import factories
-
-    ledger.credit_card(card, factories.D("500"), "test:funds", kind="adjust")
-    return factories.refreshed(card)
-
-
 # --- dashboard users (builders in tests/integration/dashboard_support.py) -------------------
 
 
@@ -200,11 +190,13 @@ def manager(db):
 
 
 @pytest.fixture
-def manager_client(client, manager):
-    """The test client logged in as ``manager``."""
+def manager_client(manager):
+    """A client of its own logged in as ``manager``, so a test may also hold ``customer_client``."""
+    from django.test import Client
+
     from tests.integration.dashboard_support import logged_in
 
-    return logged_in(client, manager)
+    return logged_in(Client(), manager)
 
 
 @pytest.fixture
@@ -225,3 +217,10 @@ def card_viewer(db):
     viewer = make_staff("viewer@example.com", perms=False)
     viewer.user_permissions.add(Permission.objects.get(codename="view_card"))
     return viewer
+
+
+@pytest.fixture
+def customer_client(client, customer):
+    """The test client logged in as ``customer`` (Olga)."""
+    client.force_login(customer)
+    return client
