@@ -178,6 +178,16 @@ def card(program, customer):
     return factories.make_card(program, user=customer)
 
 
+@pytest.fixture
+def demo():
+    """The sandbox's demo shop (``manage.py load_demo``): anna@example.com has points to spend."""
+    from oscar_loyalty import ledger
+    from tests.integration.checkout_support import load_demo
+
+    ledger.clear_cache()
+    load_demo()
+
+
 # --- dashboard users (builders in tests/integration/dashboard_support.py) -------------------
 
 
