@@ -179,6 +179,14 @@ def card(program, customer):
 
 
 @pytest.fixture
+def kettle(db):
+    """A product "Kettle" at 1 000.00 with stock."""
+    from tests import factories
+
+    return factories.make_product("1000", title="Kettle")
+
+
+@pytest.fixture
 def demo():
     """The sandbox's demo shop (``manage.py load_demo``): anna@example.com has points to spend."""
     from oscar_loyalty import ledger

@@ -17,6 +17,7 @@ from tests.integration.dashboard_support import (
     card_for,
     logged_in,
     make_staff,
+    page,
     url,
 )
 
@@ -30,11 +31,6 @@ Transfer = get_model("oscar_loyalty", "Transfer")
 D = Decimal
 
 pytestmark = pytest.mark.django_db
-
-
-def page(response):
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
 
 
 # --- permissions and CSRF ------------------------------------------------------------------

@@ -9,17 +9,13 @@ from tests import factories
 from tests.integration.dashboard_support import (
     card_for,
     logged_in,
+    page,
     url,
 )
 
 Category = get_model("oscar_loyalty", "Category")
 
 pytestmark = pytest.mark.django_db
-
-
-def page(response):
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
 
 
 def members(category):

@@ -15,6 +15,7 @@ from oscar_loyalty import audit, cards, earning
 from tests import factories
 from tests.integration.dashboard_support import (
     card_for,
+    page,
     url,
 )
 
@@ -34,11 +35,6 @@ def shoppers(program):
         spend: card_for(program, f"s{spend}@example.com", lifetime_spend=spend, balance="10")
         for spend in (500, 1000, 3000, 7000, 9000)
     }
-
-
-def page(response):
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
 
 
 def balance(card):

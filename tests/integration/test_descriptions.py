@@ -39,11 +39,6 @@ def of_kind(card, kind):
 
 
 @pytest.fixture
-def kettle(db):
-    return factories.make_product("1000", title="Kettle")
-
-
-@pytest.fixture
 def funded(card):
     ledger.credit_card(card, D("500"), "test:funds", kind=Transfer.ADJUST)
     return factories.refreshed(card)
