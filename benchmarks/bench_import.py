@@ -8,9 +8,9 @@ top-ups and actual balances. Every row issues a card and most open it with point
 Ours is the whole import as the shop runs it, by a manager:
 
 - parse: ``excel.read_file`` (zip checks, the sheet streamed through expat, cells as text);
-- validate: ``imports.create_draft`` (column guess, every row parsed and checked against the
+- validate: ``drafts.create_draft`` (column guess, every row parsed and checked against the
   database, duplicates, the draft's rows stored in its job chunks);
-- confirm: ``imports.start`` (the rows checked again under the programme's lock);
+- confirm: ``drafts.start`` (the rows checked again under the programme's lock);
 - apply: every chunk through ``jobs.run_chunk`` in worker processes,
   as a Celery worker runs the tasks ``tasks.start_job`` queues: by default Celery starts one
   worker process per CPU (``BENCH_IMPORT_WORKERS`` sets another count). The same import
@@ -107,7 +107,8 @@ def prepare(url, path, round_number):
     from django.contrib.auth import get_user_model
     from oscar.core.loading import get_model
 
-    from oscar_loyalty import excel, imports, jobs
+    from oscar_loyalty import excel, jobs
+    from oscar_loyalty.card_import import drafts
 
     Program = get_model("oscar_loyalty", "Program")
     Grade = get_model("oscar_loyalty", "Grade")
@@ -121,10 +122,10 @@ def prepare(url, path, round_number):
     with open(path, "rb") as file:
         table = excel.read_file(file, os.path.basename(path))
     parsed = time.perf_counter()
-    job = imports.create_draft(table, program, by=manager)
+    job = drafts.create_draft(table, program, by=manager)
     del table
     checked = time.perf_counter()
-    job = imports.start(job)
+    job = drafts.start(job)
     return {
         "parse": parsed - started,
         "validate": checked - parsed,

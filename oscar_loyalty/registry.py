@@ -9,7 +9,8 @@ imported only by the export that needs it.
 
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, imports, jobs, reports
+from oscar_loyalty import bulk, jobs, reports
+from oscar_loyalty.card_import import handlers, undo
 from oscar_loyalty.loading import get_class
 
 Job = get_model("oscar_loyalty", "Job")
@@ -27,12 +28,12 @@ def register():
         {
             bulk.ACCRUAL: bulk.mass_accrual,
             bulk.DEBIT: bulk.mass_debit,
-            Job.IMPORT: imports.run_rows,
+            Job.IMPORT: handlers.run_rows,
             Job.EXPORT: reports.run_card_export,
             Job.REPORT: reports.run_report_export,
         }
     )
-    jobs.FINISHERS.update({Job.IMPORT: imports.mark_undone})
+    jobs.FINISHERS.update({Job.IMPORT: undo.mark_undone})
     reports.SOURCES.update(
         {
             Job.EXPORT: _loaded_when_called("dashboard.excel_views", "card_source"),

@@ -8,7 +8,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 from oscar.core.loading import get_model
 
-from oscar_loyalty import conf, excel, imports
+from oscar_loyalty import conf, excel
+from oscar_loyalty.card_import import cells
 
 Program = get_model("oscar_loyalty", "Program")
 Transfer = get_model("oscar_loyalty", "Transfer")
@@ -123,19 +124,19 @@ class MappingForm(forms.Form):
         )
         super().__init__(*args, **kwargs)
         choices = [("", _("— not imported —"))] + [
-            (role, imports.ROLE_LABELS[role]) for role in imports.ROLES
+            (role, cells.ROLE_LABELS[role]) for role in cells.ROLES
         ]
         first = params.get("first", [])
         self.columns = []
         for i in range(width):
             name = f"col_{i}"
             self.fields[name] = forms.ChoiceField(
-                label=imports.column_letter(i), choices=choices, required=False
+                label=cells.column_letter(i), choices=choices, required=False
             )
             self.columns.append(
                 {
                     "field": self[name],
-                    "letter": imports.column_letter(i),
+                    "letter": cells.column_letter(i),
                     "first": first[i] if i < len(first) else "",
                 }
             )
@@ -144,7 +145,7 @@ class MappingForm(forms.Form):
         data = super().clean()
         width = self.job.params.get("width", 0)
         mapping = [data.get(f"col_{i}", "") for i in range(width)]
-        for message in imports.mapping_errors(mapping):
+        for message in cells.mapping_errors(mapping):
             self.add_error(None, message)
         data["mapping"] = mapping
         return data

@@ -25,7 +25,9 @@ from django.views.generic import DetailView, FormView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 from oscar.core.loading import get_model
 
-from oscar_loyalty import conf, excel, imports, keyset, phones, reports, tasks
+from oscar_loyalty import conf, excel, keyset, phones, reports, tasks
+from oscar_loyalty.card_import import cells, drafts, undo
+from oscar_loyalty.card_import.rows import NEW, SAME, SET, TOPPED
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
@@ -254,11 +256,11 @@ class ImportView(FormView):
         context["recent"] = import_jobs()[:10]
         context["paste_limit"] = self.get_form_class().paste_limit()
         context["paste_too_large"] = self.get_form_class().paste_too_large()
-        context["roles"] = [imports.ROLE_LABELS[role] for role in imports.ROLES]
+        context["roles"] = [cells.ROLE_LABELS[role] for role in cells.ROLES]
         return context
 
     def form_valid(self, form):
-        job = imports.create_draft(
+        job = drafts.create_draft(
             form.cleaned_data["table"],
             form.cleaned_data["program"],
             by=self.request.user,
@@ -279,13 +281,13 @@ def _sample(job, items):
         errors = [message for _role, message in item.errors]
         if errors:
             what = "; ".join(errors)
-        elif action == imports.NEW:
+        elif action == NEW:
             what = (
                 _("New card, opening balance %(points)s") % {"points": format_points(diff)}
                 if diff
                 else _("New card")
             )
-        elif action == imports.SAME:
+        elif action == SAME:
             what = _("No change")
         elif card is not None:
             what = _("Balance %(old)s → %(new)s") % {
@@ -294,9 +296,9 @@ def _sample(job, items):
             }
         else:
             what = ""
-        cells = item.cells
+        values = item.cells
         mapping = job.params.get("mapping", [])
-        raw = {role: cells[i] for i, role in enumerate(mapping) if role and i < len(cells)}
+        raw = {role: values[i] for i, role in enumerate(mapping) if role and i < len(values)}
         rows.append(
             {
                 "n": item.n,
@@ -322,7 +324,7 @@ class ImportPreviewView(SingleObjectMixin, TemplateView):
 
     def dispatch(self, request, *args, **kwargs):
         self.object = self.get_object()
-        if not imports.is_draft(self.object):
+        if not drafts.is_draft(self.object):
             return redirect("loyalty-import-job", pk=self.object.pk)
         return super().dispatch(request, *args, **kwargs)
 
@@ -331,31 +333,29 @@ class ImportPreviewView(SingleObjectMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context.setdefault("mapping_form", MappingForm(job=job))
         context.setdefault("confirm_form", ConfirmForm(job=job))
-        totals = imports.totals(job)
-        errors = imports.error_list(job, ERRORS_SHOWN)
+        totals = drafts.totals(job)
+        errors = drafts.error_list(job, ERRORS_SHOWN)
         samples = self._column_samples(job)
         for column in context["mapping_form"].columns:
             column["samples"] = samples.get(column["letter"], [])
         context.update(
             job=job,
             totals=totals,
-            applicable=totals.get(imports.NEW, 0)
-            + totals.get(imports.SET, 0)
-            + totals.get(imports.TOPPED, 0),
+            applicable=totals.get(NEW, 0) + totals.get(SET, 0) + totals.get(TOPPED, 0),
             errors=errors,
             more_errors=max(totals.get("errors", 0) - len(errors), 0),
-            sample=_sample(job, imports.preview_rows(job)),
-            previous=list(imports.previous_imports(job)[:3]),
-            roles=imports.ROLE_LABELS,
+            sample=_sample(job, drafts.preview_rows(job)),
+            previous=list(drafts.previous_imports(job)[:3]),
+            roles=cells.ROLE_LABELS,
         )
         return context
 
     @staticmethod
     def _column_samples(job):
         samples = {}
-        for item in imports.preview_rows(job, 3):
+        for item in drafts.preview_rows(job, 3):
             for i, cell in enumerate(item.cells):
-                samples.setdefault(imports.column_letter(i), []).append(cell)
+                samples.setdefault(cells.column_letter(i), []).append(cell)
         return samples
 
     def post(self, request, *args, **kwargs):
@@ -367,8 +367,8 @@ class ImportPreviewView(SingleObjectMixin, TemplateView):
                     messages.error(request, error)
                 return redirect("loyalty-import-preview", pk=job.pk)
             try:
-                job = imports.start(job, again=form.cleaned_data["again"])
-            except (imports.ImportRepeated, imports.PreviewChanged) as exc:
+                job = drafts.start(job, again=form.cleaned_data["again"])
+            except (drafts.ImportRepeated, drafts.PreviewChanged) as exc:
                 messages.error(request, str(exc))  # still a draft: its preview says why
                 return redirect("loyalty-import-preview", pk=job.pk)
             except LoyaltyError as exc:
@@ -379,7 +379,7 @@ class ImportPreviewView(SingleObjectMixin, TemplateView):
         form = MappingForm(request.POST, job=job)
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(mapping_form=form))
-        imports.recheck(job, form.cleaned_data["mapping"], form.cleaned_data["header"])
+        drafts.recheck(job, form.cleaned_data["mapping"], form.cleaned_data["header"])
         messages.success(request, _("The table was checked again with these columns."))
         return redirect("loyalty-import-preview", pk=job.pk)
 
@@ -396,7 +396,7 @@ class ImportJobView(DetailView):
 
     def get(self, request, *args, **kwargs):
         self.object = self.get_object()
-        if imports.is_draft(self.object):
+        if drafts.is_draft(self.object):
             return redirect("loyalty-import-preview", pk=self.object.pk)
         return self.render_to_response(self.get_context_data(object=self.object))
 
@@ -405,16 +405,16 @@ class ImportJobView(DetailView):
         job = self.object
         finished = job.status not in (Job.NEW, Job.RUNNING)
         original = None
-        if imports.is_undo(job):
+        if drafts.is_undo(job):
             original = Job.objects.filter(pk=job.params["undo_of"]).first()
         context.update(
             finished=finished,
-            totals=imports.totals(job),
+            totals=drafts.totals(job),
             # rows that changed nothing (an unchanged balance, nothing left to reverse)
             unchanged=max(job.done - job.succeeded - job.failed, 0),
             original=original,
-            undos=list(imports.undo_jobs(job).order_by("-created")) if not original else [],
-            can_undo=imports.can_undo(job),
+            undos=list(undo.undo_jobs(job).order_by("-created")) if not original else [],
+            can_undo=undo.can_undo(job),
             failures=job.errors[:ERRORS_SHOWN],
             more_failures=max(len(job.errors) - ERRORS_SHOWN, 0),
             has_errors=job.failed > 0 and not original,
@@ -432,17 +432,17 @@ class ImportErrorsView(SingleObjectMixin, View):
 
     def get(self, request, *args, **kwargs):
         job = self.get_object()
-        if imports.is_undo(job):
+        if drafts.is_undo(job):
             raise Http404
         width = job.params.get("width", 0)
 
         def rows():
-            for n, cells, reason in imports.error_rows(job):
-                cells = list(cells) + [""] * (width - len(cells))
-                yield (n, *cells[:width], reason)
+            for n, values, reason in drafts.error_rows(job):
+                values = list(values) + [""] * (width - len(values))
+                yield (n, *values[:width], reason)
 
         file = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-        excel.write_table(file, "xlsx", imports.error_header(job), rows(), _("Errors"))
+        excel.write_table(file, "xlsx", drafts.error_header(job), rows(), _("Errors"))
         file.seek(0)
         response = FileResponse(file, as_attachment=True, filename=f"import-{job.pk}-errors.xlsx")
         response["Content-Type"] = excel.XLSX_CONTENT_TYPE
@@ -460,21 +460,21 @@ class ImportUndoView(SingleObjectMixin, TemplateView):
 
     def dispatch(self, request, *args, **kwargs):
         self.object = self.get_object()
-        if not imports.can_undo(self.object):
+        if not undo.can_undo(self.object):
             messages.error(request, _("This import cannot be undone now."))
             return redirect("loyalty-import-job", pk=self.object.pk)
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(job=self.object, check=imports.undo_check(self.object))
+        context.update(job=self.object, check=undo.undo_check(self.object))
         return context
 
     def post(self, request, *args, **kwargs):
         try:
-            undo = imports.create_undo(self.object, by=request.user)
+            undo_job = undo.create_undo(self.object, by=request.user)
         except LoyaltyError as exc:
             messages.error(request, str(exc))
             return redirect("loyalty-import-job", pk=self.object.pk)
-        tasks.start_job(undo)
-        return redirect("loyalty-import-job", pk=undo.pk)
+        tasks.start_job(undo_job)
+        return redirect("loyalty-import-job", pk=undo_job.pk)

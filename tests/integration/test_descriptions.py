@@ -16,7 +16,9 @@ from django.utils import translation
 from oscar.core.loading import get_model
 
 import oscar_loyalty.migrations
-from oscar_loyalty import bulk, cards, earning, excel, imports, jobs, ledger, paying, reports
+from oscar_loyalty import bulk, cards, earning, excel, jobs, ledger, paying, reports
+from oscar_loyalty.card_import import drafts
+from oscar_loyalty.card_import import undo as undoing
 from tests import factories
 
 Transfer = get_model("oscar_loyalty", "Transfer")
@@ -119,7 +121,7 @@ def test_a_mass_accrual_keeps_its_description_as_typed(card):
 
 
 def run_import(program, text):
-    job = imports.start(imports.create_draft(excel.read_pasted(text), program))
+    job = drafts.start(drafts.create_draft(excel.read_pasted(text), program))
     for chunk_id in jobs.pending_chunks(job):
         jobs.run_chunk(chunk_id)
     job.refresh_from_db()
@@ -133,7 +135,7 @@ def test_import_top_up_and_its_undo_read_in_the_readers_language(program):
     top_up = of_kind(card, Transfer.IMPORT)
     assert label_in("ru", top_up) == "Баллы начислены магазином"
 
-    undo = imports.create_undo(job)
+    undo = undoing.create_undo(job)
     for chunk_id in jobs.pending_chunks(undo):
         jobs.run_chunk(chunk_id)
     assert label_in("ru", of_kind(card, Transfer.REVERSE)) == "Импорт отменён магазином"
@@ -149,7 +151,7 @@ def test_a_new_card_from_an_import_opens_with_a_translated_line(program):
 
 def test_pasted_cells_are_named_in_the_readers_language(program):
     with translation.override("ru"):
-        job = imports.create_draft(excel.read_pasted(HEADER + "79123456701\t\t25\t\n"), program)
+        job = drafts.create_draft(excel.read_pasted(HEADER + "79123456701\t\t25\t\n"), program)
     assert (job.params["source"], job.params["source_kind"]) == ("", Job.PASTED)
     with translation.override("en-gb"):
         assert job.source_label == "Pasted cells"
@@ -158,7 +160,7 @@ def test_pasted_cells_are_named_in_the_readers_language(program):
 
 
 def test_the_import_page_names_pasted_cells_in_the_managers_language(manager_client, program):
-    job = imports.create_draft(excel.read_pasted(HEADER + "79123456701\t\t25\t\n"), program)
+    job = drafts.create_draft(excel.read_pasted(HEADER + "79123456701\t\t25\t\n"), program)
 
     response = manager_client.get(
         reverse("loyalty-import-job", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="ru", follow=True
@@ -170,7 +172,7 @@ def test_the_import_page_names_pasted_cells_in_the_managers_language(manager_cli
 
 def test_a_file_keeps_its_name(program):
     table = excel.read_csv(HEADER.replace("\t", ";").encode() + b"79123456701;;25;\n", "may.csv")
-    job = imports.create_draft(table, program)
+    job = drafts.create_draft(table, program)
     with translation.override("ru"):
         assert job.source_label == "may.csv"
 

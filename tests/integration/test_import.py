@@ -7,7 +7,9 @@ from django.test import RequestFactory
 from oscar.apps.customer.signals import user_registered
 from oscar.core.loading import get_model
 
-from oscar_loyalty import audit, cards, excel, imports, jobs, ledger, tasks
+from oscar_loyalty import audit, cards, excel, jobs, ledger, tasks
+from oscar_loyalty.card_import import cells, drafts, handlers, rows
+from oscar_loyalty.card_import import undo as undoing
 from tests import factories
 
 Card = get_model("oscar_loyalty", "Card")
@@ -22,11 +24,11 @@ pytestmark = pytest.mark.django_db
 
 
 def draft(program, text, by=None):
-    return imports.create_draft(excel.read_pasted(text), program, by=by)
+    return drafts.create_draft(excel.read_pasted(text), program, by=by)
 
 
 def apply(job, again=False):
-    return run_chunks(imports.start(job, again=again))
+    return run_chunks(drafts.start(job, again=again))
 
 
 def run_chunks(job):
@@ -49,7 +51,7 @@ def balance(card):
 
 
 def reasons(job):
-    return {n: reason for n, _cells, reason in imports.error_rows(job)}
+    return {n: reason for n, _cells, reason in drafts.error_rows(job)}
 
 
 # --- new cards -------------------------------------------------------------------------------
@@ -145,7 +147,7 @@ def test_a_lower_actual_balance_takes_points_away(program, existing):
 def test_an_actual_balance_of_zero_or_blank_keeps_the_balance(program, existing):
     job = run(program, HEADER + "79123456701\t\t\t0\n")
     assert balance(existing) == D("200")
-    assert imports.totals(job)[imports.SAME] == 1
+    assert drafts.totals(job)[rows.SAME] == 1
     assert not Transfer.objects.filter(key__startswith=f"import:{job.pk}:").exists()
 
 
@@ -164,8 +166,8 @@ def test_balance_then_top_up_in_one_row_is_one_transfer(program, existing):
 
 def test_a_top_up_below_zero_is_an_error_row_and_changes_nothing(program, existing):
     job = draft(program, HEADER + "79123456701\t\t-300\t\n")
-    assert imports.totals(job)["errors"] == 1
-    assert "would take the card below zero: it has 200" in imports.error_list(job)[0][3]
+    assert drafts.totals(job)["errors"] == 1
+    assert "would take the card below zero: it has 200" in drafts.error_list(job)[0][3]
     job = apply(job)
     assert (job.succeeded, job.failed) == (0, 1)
     assert balance(existing) == D("200")
@@ -174,7 +176,7 @@ def test_a_top_up_below_zero_is_an_error_row_and_changes_nothing(program, existi
 def test_below_zero_with_an_actual_balance_says_the_balance_came_from_the_file(program, existing):
     ledger.credit_card(existing, D("1800"), "test:more", kind=Transfer.ADJUST)  # it has 2000
     job = draft(program, HEADER + "79123456701\t\t-600\t500\n")
-    assert imports.error_list(job)[0][3] == (
+    assert drafts.error_list(job)[0][3] == (
         "The top-up -600 would take the actual balance 500 from the file below zero."
     )
 
@@ -189,15 +191,15 @@ def test_points_earned_between_check_and_confirmation_do_not_stop_it(program, ex
 def test_a_row_that_became_an_error_since_the_check_asks_for_a_new_look(program, existing):
     job = draft(program, HEADER + "79123456701\t\t-150\t\n")
     ledger.debit_card(existing, D("100"), "test:spend")
-    with pytest.raises(imports.PreviewChanged):
-        imports.start(job)
+    with pytest.raises(drafts.PreviewChanged):
+        drafts.start(job)
     job.refresh_from_db()
-    assert imports.totals(job)["errors"] == 1 and imports.is_draft(job)
+    assert drafts.totals(job)["errors"] == 1 and drafts.is_draft(job)
 
 
 def test_a_card_that_spent_its_points_after_the_confirmation_is_not_overdrawn(program, existing):
-    job = imports.start(draft(program, HEADER + "79123456701\t\t-150\t\n"))
-    assert imports.totals(job)[imports.TOPPED] == 1
+    job = drafts.start(draft(program, HEADER + "79123456701\t\t-150\t\n"))
+    assert drafts.totals(job)[rows.TOPPED] == 1
     ledger.debit_card(existing, D("100"), "test:spend")  # the customer pays meanwhile
     job = run_chunks(job)
     assert job.failed == 1
@@ -213,7 +215,7 @@ def test_the_card_is_found_by_its_number_when_the_phone_is_blank(program, existi
 def test_a_blocked_card_is_an_error_row(program, existing):
     cards.block(existing, "lost")
     job = draft(program, HEADER + "79123456701\t\t10\t\n")
-    assert "is blocked" in imports.error_list(job)[0][3]
+    assert "is blocked" in drafts.error_list(job)[0][3]
 
 
 def test_card_of_a_customer_with_debt_repays_it_first(program, existing):
@@ -241,7 +243,7 @@ def test_every_row_is_checked_and_errors_name_row_column_and_reason(program, exi
         "79123456706\t\t-5\t\n"  # 10 a new card below zero
     )
     job = draft(program, text)
-    errors = {n: (column, reason) for n, column, _value, reason in imports.error_list(job)}
+    errors = {n: (column, reason) for n, column, _value, reason in drafts.error_list(job)}
     assert set(errors) == {2, 3, 4, 5, 7, 8, 9, 10}
     assert errors[2] == ("A (Телефон)", "“abc” is not a phone number.")
     assert "check digit" in errors[3][1] and errors[3][0] == "B (Номер карты)"
@@ -251,13 +253,13 @@ def test_every_row_is_checked_and_errors_name_row_column_and_reason(program, exi
     assert "a new card needs a phone" in errors[8][1]
     assert "cannot be negative" in errors[9][1]
     assert "cannot start below zero" in errors[10][1]
-    totals = imports.totals(job)
-    assert (totals["errors"], totals[imports.NEW]) == (8, 1)
+    totals = drafts.totals(job)
+    assert (totals["errors"], totals[rows.NEW]) == (8, 1)
 
 
 def test_a_phone_with_letters_or_an_extension_issues_no_card(program):
     job = run(program, HEADER + "+7 912 ABC-68-62\t\t100\t\n+7 916 000-00-35;10\t\t5\t\n")
-    errors = {n: (column, value, reason) for n, column, value, reason in imports.error_list(job)}
+    errors = {n: (column, value, reason) for n, column, value, reason in drafts.error_list(job)}
     assert errors[2] == (
         "A (Телефон)",
         "+7 912 ABC-68-62",
@@ -270,22 +272,22 @@ def test_a_phone_with_letters_or_an_extension_issues_no_card(program):
 
 def test_two_rows_for_the_same_card_the_second_is_an_error(program, existing):
     job = draft(program, HEADER + "79123456701\t\t5\t\n\t4000000000006\t5\t\n")
-    assert imports.error_list(job)[0][3] == "The card 4000000000006 is also in row 2."
+    assert drafts.error_list(job)[0][3] == "The card 4000000000006 is also in row 2."
 
 
 def test_a_card_number_repeated_in_the_file(program):
     job = draft(
         program, HEADER + "79123456701\t4000000000006\t\t\n79123456702\t4000000000006\t\t\n"
     )
-    assert "also in row 2" in imports.error_list(job)[0][3]
+    assert "also in row 2" in drafts.error_list(job)[0][3]
 
 
 def test_rows_with_errors_are_skipped_and_downloadable_with_the_reason(program):
     job = run(program, HEADER + "79123456701\t\t\t10\nabc\t\t5\t\n=1+1\t\t\t\n")
     assert (job.succeeded, job.failed) == (1, 2)
-    rows = list(imports.error_rows(job))
+    rows = list(drafts.error_rows(job))
     assert [(n, cells[0]) for n, cells, _reason in rows] == [(3, "abc"), (4, "=1+1")]
-    assert imports.error_header(job) == [
+    assert drafts.error_header(job) == [
         "Row",
         "Телефон",
         "Номер карты",
@@ -300,11 +302,11 @@ def test_rows_with_errors_are_skipped_and_downloadable_with_the_reason(program):
 
 def test_remapped_columns_are_checked_again(program):
     job = draft(program, "79123456701\t100\t7\n")
-    assert job.params["mapping"] == [imports.PHONE, imports.TOPUP, imports.BALANCE]
-    imports.recheck(job, [imports.PHONE, imports.BALANCE, ""], False)
+    assert job.params["mapping"] == [cells.PHONE, cells.TOPUP, cells.BALANCE]
+    drafts.recheck(job, [cells.PHONE, cells.BALANCE, ""], False)
     job.refresh_from_db()
-    assert imports.preview_rows(job)[0].balance == "100.00"
-    imports.recheck(job, [imports.PHONE, imports.BALANCE, ""], True)  # row 1 is now a header
+    assert drafts.preview_rows(job)[0].balance == "100.00"
+    drafts.recheck(job, [cells.PHONE, cells.BALANCE, ""], True)  # row 1 is now a header
     job.refresh_from_db()
     assert job.total == 0
 
@@ -313,19 +315,19 @@ def test_the_same_table_imported_again_is_flagged(program):
     text = HEADER + "79123456701\t\t10\t\n"
     first = run(program, text)
     second = draft(program, text)
-    assert list(imports.previous_imports(second)) == [first]
+    assert list(drafts.previous_imports(second)) == [first]
 
 
 def test_two_drafts_of_one_table_the_second_is_refused_until_imported_again(program):
     text = HEADER + "79123456701\t\t100\t\n"
     first, second = draft(program, text), draft(program, text)
-    assert list(imports.previous_imports(second)) == []  # drafts are not imports yet
-    started = imports.start(first)
-    assert list(imports.previous_imports(second)) == [started]  # running counts, not only done
-    with pytest.raises(imports.ImportRepeated, match=f"imported as import #{first.pk}"):
-        imports.start(second)
+    assert list(drafts.previous_imports(second)) == []  # drafts are not imports yet
+    started = drafts.start(first)
+    assert list(drafts.previous_imports(second)) == [started]  # running counts, not only done
+    with pytest.raises(drafts.ImportRepeated, match=f"imported as import #{first.pk}"):
+        drafts.start(second)
     second.refresh_from_db()
-    assert imports.is_draft(second)  # refused: nothing started, nothing to resume later
+    assert drafts.is_draft(second)  # refused: nothing started, nothing to resume later
     assert second not in jobs.stalled_jobs(minutes=-1)
     assert jobs.run_chunk(jobs.pending_chunks(second)[0]) is False
     assert run_chunks(started).succeeded == 1
@@ -335,17 +337,17 @@ def test_two_drafts_of_one_table_the_second_is_refused_until_imported_again(prog
 def test_a_draft_checked_before_another_import_is_checked_again_at_confirmation(program):
     text = HEADER + "79123456701\t\t100\t\n"
     first, second = draft(program, text), draft(program, text)
-    assert imports.preview_rows(second)[0].action == imports.NEW
+    assert drafts.preview_rows(second)[0].action == rows.NEW
     apply(first)  # issues the card with 100 points
-    with pytest.raises(imports.PreviewChanged):
-        imports.start(second, again=True)
+    with pytest.raises(drafts.PreviewChanged):
+        drafts.start(second, again=True)
     second.refresh_from_db()
-    assert imports.is_draft(second)
-    row = imports.preview_rows(second)[0]
-    assert (row.action, row.diff) == (imports.TOPPED, "100.00")  # no longer a "new card"
-    assert imports.totals(second)[imports.TOPPED] == 1
-    with pytest.raises(imports.ImportRepeated):
-        imports.start(second)
+    assert drafts.is_draft(second)
+    row = drafts.preview_rows(second)[0]
+    assert (row.action, row.diff) == (rows.TOPPED, "100.00")  # no longer a "new card"
+    assert drafts.totals(second)[rows.TOPPED] == 1
+    with pytest.raises(drafts.ImportRepeated):
+        drafts.start(second)
     job = apply(second, again=True)  # confirmed: "import it again"
     assert job.status == Job.DONE and balance(card_of(program, "79123456701")) == D("200")
 
@@ -359,7 +361,7 @@ def test_a_draft_is_never_resumed_or_run_before_it_is_confirmed(program):
     from django.utils import timezone
 
     job = draft(program, HEADER + "79123456701\t\t\t10\n")
-    started = imports.start(draft(program, HEADER + "79123456702\t\t\t10\n"))
+    started = drafts.start(draft(program, HEADER + "79123456702\t\t\t10\n"))
     an_hour_ago = timezone.now() - timedelta(hours=1)
     Job.objects.filter(pk__in=[job.pk, started.pk]).update(
         created=an_hour_ago, progressed=an_hour_ago
@@ -370,7 +372,7 @@ def test_a_draft_is_never_resumed_or_run_before_it_is_confirmed(program):
 
 
 def test_confirming_runs_the_celery_job(program, django_capture_on_commit_callbacks):
-    job = imports.start(draft(program, HEADER + "79123456701\t\t\t10\n"))
+    job = drafts.start(draft(program, HEADER + "79123456701\t\t\t10\n"))
     with django_capture_on_commit_callbacks(execute=True):
         tasks.start_job(job)
     job.refresh_from_db()
@@ -379,7 +381,7 @@ def test_confirming_runs_the_celery_job(program, django_capture_on_commit_callba
 
 
 def test_a_redelivered_chunk_changes_nothing(program, existing):
-    job = imports.start(draft(program, HEADER + "79123456701\t\t10\t\n79123456702\t\t\t5\n"))
+    job = drafts.start(draft(program, HEADER + "79123456701\t\t10\t\n79123456702\t\t\t5\n"))
     (chunk_id,) = jobs.pending_chunks(job)
     assert jobs.run_chunk(chunk_id) is True
     assert jobs.run_chunk(chunk_id) is False  # Celery delivered it again
@@ -390,8 +392,8 @@ def test_a_redelivered_chunk_changes_nothing(program, existing):
 def test_rows_applied_again_by_the_handler_change_nothing(program, existing):
     """Even if a chunk's done mark were lost, every row's ledger key stops a second change."""
     job = run(program, HEADER + "79123456701\t\t10\t\n79123456702\t\t\t5\n")
-    items = list(imports.iter_items(job))
-    succeeded, failures = imports.run_rows(job, items)
+    items = list(drafts.iter_items(job))
+    succeeded, failures = handlers.run_rows(job, items)
     assert (succeeded, failures) == (2, [])
     assert balance(existing) == D("210")
     assert balance(card_of(program, "79123456702")) == D("5")
@@ -401,7 +403,7 @@ def test_rows_applied_again_by_the_handler_change_nothing(program, existing):
 def test_a_started_import_cannot_be_started_again(program):
     job = run(program, HEADER + "79123456701\t\t\t10\n")
     with pytest.raises(Exception, match="already been started"):
-        imports.start(job)
+        drafts.start(job)
 
 
 def test_many_rows_go_through_several_chunks(program, settings):
@@ -422,7 +424,7 @@ def test_counts_say_how_many_rows_changed_a_card_and_how_many_changed_nothing(pr
 
 
 def undo(job):
-    return apply_undo(imports.create_undo(job))
+    return apply_undo(undoing.create_undo(job))
 
 
 def apply_undo(undo_job):
@@ -470,7 +472,7 @@ def test_undo_gives_back_what_the_import_took(program, existing):
 def test_undo_refuses_a_card_that_spent_the_points_and_undoes_the_rest(program, existing):
     job = run(program, HEADER + "79123456701\t\t300\t\n79123456702\t\t\t100\n")
     ledger.debit_card(existing, D("450"), "test:spend")  # 50 left of the 500
-    check = imports.undo_check(job)
+    check = undoing.undo_check(job)
     assert (check["rows"], check["refused"]) == (1, 1)
     assert "has spent 250 of the 300 imported points" in check["reasons"][0][1]
     undo_job = undo(job)
@@ -507,15 +509,15 @@ def test_undo_of_points_that_repaid_a_debt_records_the_debt_again(program, exist
 
 def test_undo_run_twice_changes_nothing_more(program):
     job = run(program, HEADER + "79123456701\t\t\t100\n")
-    undo_job = imports.create_undo(job)
+    undo_job = undoing.create_undo(job)
     apply_undo(undo_job)
-    imports.run_rows(undo_job, [2])  # the same rows handled again
+    handlers.run_rows(undo_job, [2])  # the same rows handled again
     assert balance(card_of(program, "79123456701")) == 0
     assert Transfer.objects.filter(kind=Transfer.REVERSE).count() == 1
 
 
 def test_only_a_finished_import_can_be_undone(program):
     job = draft(program, HEADER + "79123456701\t\t\t100\n")
-    assert not imports.can_undo(job)
+    assert not undoing.can_undo(job)
     with pytest.raises(Exception, match="Only a finished import"):
-        imports.create_undo(job)
+        undoing.create_undo(job)

@@ -11,7 +11,8 @@ import pytest
 from django.db import connections
 from oscar.core.loading import get_model
 
-from oscar_loyalty import audit, cards, excel, imports, jobs, ledger
+from oscar_loyalty import audit, cards, excel, jobs, ledger
+from oscar_loyalty.card_import import drafts
 
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
@@ -24,7 +25,7 @@ HEADER = "Телефон\tНомер карты\tПополнение\tАкту�
 
 
 def draft(program, text):
-    return imports.start(imports.create_draft(excel.read_pasted(text), program))
+    return drafts.start(drafts.create_draft(excel.read_pasted(text), program))
 
 
 def apply(job):
@@ -141,14 +142,14 @@ def test_array_lookups_find_what_in_lists_find(program):
 
 def test_two_managers_confirming_one_table_at_once_start_it_once(program):
     text = HEADER + "79123456701\t\t100\t\n79123456702\t\t\t5\n"
-    drafts = [imports.create_draft(excel.read_pasted(text), program) for _ in range(2)]
-    results = together(*[lambda job=job: imports.start(job) for job in drafts])
+    both = [drafts.create_draft(excel.read_pasted(text), program) for _ in range(2)]
+    results = together(*[lambda job=job: drafts.start(job) for job in both])
     outcomes = sorted(type(value).__name__ for _outcome, value in results)
     assert outcomes == ["ImportRepeated", "Job"]
     started = next(value for _outcome, value in results if isinstance(value, Job))
-    refused = next(job for job in drafts if job.pk != started.pk)
+    refused = next(job for job in both if job.pk != started.pk)
     refused.refresh_from_db()
-    assert imports.is_draft(refused)  # nothing a periodic task would run later
+    assert drafts.is_draft(refused)  # nothing a periodic task would run later
     assert refused not in jobs.stalled_jobs(minutes=-1)
     apply(started)
     card = Card.objects.get(program=program, phone="79123456701")

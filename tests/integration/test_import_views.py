@@ -11,7 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, imports, ledger
+from oscar_loyalty import cards, ledger
+from oscar_loyalty.card_import import drafts, rows
 from tests import excel_support as files
 from tests.integration.dashboard_support import logged_in
 
@@ -88,7 +89,7 @@ def test_changing_the_columns_checks_again(manager_client, program):
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.params["mapping"] == ["phone", "balance", ""]
-    assert imports.totals(job)[imports.NEW] == 1
+    assert drafts.totals(job)[rows.NEW] == 1
     # the same column chosen twice is refused, with the reason
     response = manager_client.post(preview, {"col_0": "phone", "col_1": "phone"})
     assert response.status_code == 200
@@ -113,7 +114,7 @@ def test_two_managers_confirming_one_table_the_second_must_say_import_it_again(
         response = manager_client.post(url, {"apply": "1", "checked": second.params["checked"]})
     assert response.url == url  # back to its preview, still a draft
     second.refresh_from_db()
-    assert imports.is_draft(second)
+    assert drafts.is_draft(second)
     card = Card.objects.get(phone="79123456701")
     assert ledger.balance(card.account) == D("100")  # not doubled
     page = manager_client.get(url).content.decode()
@@ -276,8 +277,8 @@ def test_round_trip_export_edit_import(manager_client, program, django_capture_o
     job = latest_job()
     assert job.params["header"] is True
     assert "phone" in job.params["mapping"] and "balance" in job.params["mapping"]
-    totals = imports.totals(job)
-    assert (totals[imports.SET], totals[imports.SAME], totals["errors"]) == (1, 2, 0)
+    totals = drafts.totals(job)
+    assert (totals[rows.SET], totals[rows.SAME], totals["errors"]) == (1, 2, 0)
     with django_capture_on_commit_callbacks(execute=True):
         manager_client.post(
             reverse("loyalty-import-preview", args=[job.pk]),

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from oscar.core.loading import get_model
 
-from oscar_loyalty import audit, excel, imports, jobs, tasks
+from oscar_loyalty import audit, excel, jobs, tasks
+from oscar_loyalty.card_import import drafts
 from tests.integration.test_tasks_worker import broker, wait_for, worker  # noqa: F401
 
 Card = get_model("oscar_loyalty", "Card")
@@ -22,7 +23,7 @@ pytestmark = [
 def test_worker_applies_an_import_and_ignores_a_redelivered_chunk(program, worker, settings):  # noqa: F811
     settings.OSCAR_LOYALTY_IMPORT_CHUNK_SIZE = 2
     text = "Телефон\tАктуальный баланс\n79123456701\t100\n79123456702\t200\nabc\t5\n"
-    job = imports.start(imports.create_draft(excel.read_pasted(text), program))
+    job = drafts.start(drafts.create_draft(excel.read_pasted(text), program))
     chunk_ids = jobs.pending_chunks(job)
     tasks.start_job(job)  # autocommit: sent to the worker at once
 

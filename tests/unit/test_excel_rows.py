@@ -1,14 +1,35 @@
-"""Reading an import table's cells: amounts, phones, card numbers, headers (``imports``)."""
+"""Reading an import table's cells: amounts, phones, card numbers, headers
+(``card_import.cells``, ``card_import.rows``)."""
 
 import random
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from oscar_loyalty import excel, imports, phones
+from oscar_loyalty import excel, phones
+from oscar_loyalty.card_import import cells, rows
 from oscar_loyalty.exceptions import PhoneInvalid
 
 D = Decimal
+
+
+def test_the_cells_of_a_table_are_read_without_django_set_up_or_a_database():
+    """``cells`` guesses columns and parses amounts on any table: it loads no models."""
+    code = (
+        "import sys; from decimal import Decimal; from oscar_loyalty.card_import import cells; "
+        "assert cells.parse_amount('1 000,50') == Decimal('1000.50'); "
+        "print(sorted(m for m in sys.modules if m.startswith(('django.db', 'oscar.'))))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
@@ -30,7 +51,7 @@ D = Decimal
     ],
 )
 def test_amounts_as_managers_type_them(text, value):
-    assert imports.parse_amount(text) == value
+    assert cells.parse_amount(text) == value
 
 
 @pytest.mark.parametrize(
@@ -48,29 +69,29 @@ def test_amounts_as_managers_type_them(text, value):
     ],
 )
 def test_amounts_refused_with_a_reason(text, reason):
-    with pytest.raises(imports.AmountError, match=reason):
-        imports.parse_amount(text)
+    with pytest.raises(cells.AmountError, match=reason):
+        cells.parse_amount(text)
 
 
 @pytest.mark.parametrize(
     "header, role",
     [
-        ("Телефон", imports.PHONE),
-        ("Номер карты", imports.NUMBER),
-        ("Пополнение", imports.TOPUP),
-        ("Актуальный баланс", imports.BALANCE),
-        ("Phone", imports.PHONE),
-        ("Card number", imports.NUMBER),
-        ("Top-up", imports.TOPUP),
-        ("Actual balance", imports.BALANCE),
-        ("ТЕЛЕФОН КЛИЕНТА", imports.PHONE),
-        ("Баланс, баллы", imports.BALANCE),
+        ("Телефон", cells.PHONE),
+        ("Номер карты", cells.NUMBER),
+        ("Пополнение", cells.TOPUP),
+        ("Актуальный баланс", cells.BALANCE),
+        ("Phone", cells.PHONE),
+        ("Card number", cells.NUMBER),
+        ("Top-up", cells.TOPUP),
+        ("Actual balance", cells.BALANCE),
+        ("ТЕЛЕФОН КЛИЕНТА", cells.PHONE),
+        ("Баланс, баллы", cells.BALANCE),
         ("Комментарий", ""),
         ("", ""),
     ],
 )
 def test_header_words_in_russian_or_english(header, role):
-    assert imports.role_of_header(header) == role
+    assert cells.role_of_header(header) == role
 
 
 def table(text):
@@ -79,15 +100,15 @@ def table(text):
 
 def test_mapping_is_guessed_from_the_header_in_any_order():
     t = table("Актуальный баланс\tКомментарий\tТелефон\tНомер карты\n5\tx\t79123456789\t\n")
-    assert imports.guess_header(t)
-    assert imports.guess_mapping(t, True) == [imports.BALANCE, "", imports.PHONE, imports.NUMBER]
+    assert cells.guess_header(t)
+    assert cells.guess_mapping(t, True) == [cells.BALANCE, "", cells.PHONE, cells.NUMBER]
 
 
 def test_mapping_is_guessed_from_the_cells_without_a_header():
     t = table("100\t79123456789\t4000000000006\t500\n\t79123456790\t\t-5\n")
-    assert not imports.guess_header(t)
-    mapping = imports.guess_mapping(t, False)
-    assert mapping == [imports.TOPUP, imports.PHONE, imports.NUMBER, imports.BALANCE]
+    assert not cells.guess_header(t)
+    mapping = cells.guess_mapping(t, False)
+    assert mapping == [cells.TOPUP, cells.PHONE, cells.NUMBER, cells.BALANCE]
 
 
 def test_columns_the_header_does_not_name_are_guessed_from_their_cells():
@@ -95,22 +116,22 @@ def test_columns_the_header_does_not_name_are_guessed_from_their_cells():
         "Контакт\tКлиент\tАктуальный баланс\tБонусы за март\n"
         "79123456789\tОльга\t500\t20\n8 912 345-67-90\tИван\t10\t\n"
     )
-    assert imports.guess_mapping(t, True) == [imports.PHONE, "", imports.BALANCE, imports.TOPUP]
+    assert cells.guess_mapping(t, True) == [cells.PHONE, "", cells.BALANCE, cells.TOPUP]
 
 
 def test_a_header_of_unknown_words_is_still_a_header():
     t = table("Клиент\tДеньги\n79123456789\t5\n")
-    assert imports.guess_header(t)
+    assert cells.guess_header(t)
 
 
 def test_mapping_errors():
-    assert imports.mapping_errors([imports.PHONE, imports.PHONE])
-    assert imports.mapping_errors([imports.TOPUP, ""])
-    assert not imports.mapping_errors([imports.NUMBER, imports.BALANCE])
+    assert cells.mapping_errors([cells.PHONE, cells.PHONE])
+    assert cells.mapping_errors([cells.TOPUP, ""])
+    assert not cells.mapping_errors([cells.NUMBER, cells.BALANCE])
 
 
-def parse(cells, mapping=(imports.PHONE, imports.NUMBER, imports.TOPUP, imports.BALANCE)):
-    return imports.parse_row(2, tuple(cells), list(mapping), phones.Reader("RU"))
+def parse(values, mapping=(cells.PHONE, cells.NUMBER, cells.TOPUP, cells.BALANCE)):
+    return rows.parse_row(2, tuple(values), list(mapping), phones.Reader("RU"))
 
 
 def test_a_row_is_read_by_the_mapping():
@@ -130,18 +151,18 @@ def test_a_zero_top_up_means_nothing_and_blank_cells_stay_blank():
 
 
 @pytest.mark.parametrize(
-    "cells, column, reason",
+    "values, column, reason",
     [
-        (["12345", "", "", ""], imports.PHONE, "not a valid phone number"),
-        (["79123456789", "4000000000007", "", ""], imports.NUMBER, "check digit"),
-        (["79123456789", "12ab", "", ""], imports.NUMBER, "digits only"),
-        (["79123456789", "", "", "-5"], imports.BALANCE, "cannot be negative"),
-        (["79123456789", "", "1,500", ""], imports.TOPUP, "ambiguous"),
-        (["", "", "5", ""], imports.PHONE, "Fill in the phone or the card number"),
+        (["12345", "", "", ""], cells.PHONE, "not a valid phone number"),
+        (["79123456789", "4000000000007", "", ""], cells.NUMBER, "check digit"),
+        (["79123456789", "12ab", "", ""], cells.NUMBER, "digits only"),
+        (["79123456789", "", "", "-5"], cells.BALANCE, "cannot be negative"),
+        (["79123456789", "", "1,500", ""], cells.TOPUP, "ambiguous"),
+        (["", "", "5", ""], cells.PHONE, "Fill in the phone or the card number"),
     ],
 )
-def test_row_errors_say_which_column_and_why(cells, column, reason):
-    row = parse(cells)
+def test_row_errors_say_which_column_and_why(values, column, reason):
+    row = parse(values)
     assert [role for role, _message in row.errors] == [column]
     assert reason in row.errors[0][1]
 
@@ -204,7 +225,7 @@ def test_phone_reader_takes_the_fast_path_for_canonical_phones(monkeypatch):
 def test_a_phone_with_letters_or_an_extension_is_an_error_of_the_phone_column(phone, reason):
     row = parse([phone, "", "100", ""])
     assert row.phone == ""
-    assert [role for role, _message in row.errors] == [imports.PHONE]
+    assert [role for role, _message in row.errors] == [cells.PHONE]
     assert reason in row.errors[0][1]
 
 
