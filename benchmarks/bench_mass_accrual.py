@@ -1,10 +1,10 @@
 """A mass accrual to 100,000 cards end to end, against set-based raw SQL doing the same writes.
 
-Ours is what the dashboard's "Accrue to all N matching cards" runs: ``bulk.create`` freezes the
+Ours is what the dashboard's "Accrue to all N matching cards" runs: ``mass_jobs.create`` freezes the
 card ids into a job and its chunks, ``tasks.start_job`` runs every chunk as a Celery task
 (eager here: no broker, the same task code a worker runs), and each chunk locks its cards'
-accounts, inserts their transfers and moves their balances (``ledger.credit_cards``), then
-marks the chunk done and counts it on the job.
+accounts, inserts their transfers and moves their balances (``ledger.credit_cards``, over
+``ledger.post_movements``), then marks the chunk done and counts it on the job.
 
 The floor is the least any implementation must do, in one transaction of two statements:
 
@@ -77,7 +77,7 @@ def run_rounds(url, rounds, count):
     from django.utils import timezone
     from oscar.core.loading import get_model
 
-    from oscar_loyalty import bulk, ledger, tasks
+    from oscar_loyalty import ledger, mass_jobs, tasks
 
     Card = get_model("oscar_loyalty", "Card")
     Job = get_model("oscar_loyalty", "Job")
@@ -102,7 +102,9 @@ def run_rounds(url, rounds, count):
         times["floor"].append(time.perf_counter() - began)
 
         began = time.perf_counter()
-        job = bulk.create(bulk.ACCRUAL, Card.objects.all(), amount=AMOUNT, description="Gift")
+        job = mass_jobs.create(
+            mass_jobs.ACCRUAL, Card.objects.all(), amount=AMOUNT, description="Gift"
+        )
         tasks.start_job(job)  # no broker: every chunk runs now, as a worker would run it
         times["ours"].append(time.perf_counter() - began)
         job.refresh_from_db()

@@ -170,6 +170,10 @@ class AbstractCard(models.Model):
         (BLOCKED, pgettext_lazy("card status", "Blocked")),
         (CLOSED, pgettext_lazy("card status", "Closed")),
     ]
+    # What an operation needs of the card's status (the ledger's ``check=``): USABLE for
+    # earning, spending, holding and importing (an active card taking part in the
+    # programme), OPEN for a manager's adjustment (any card but a closed one).
+    USABLE, OPEN = "usable", "open"
 
     program = models.ForeignKey(
         "oscar_loyalty.Program",
@@ -339,15 +343,29 @@ class AbstractCard(models.Model):
             return ""
         return self.status_message or _("For details, please contact the shop.")
 
-    def refusal(self):
-        """Why this card cannot earn or spend right now, or ``None``."""
-        if self.status == self.BLOCKED:
-            return _("The card %(number)s is blocked.") % {"number": self.number}
-        if self.status == self.CLOSED:
-            return _("The card %(number)s is closed.") % {"number": self.number}
-        if not self.participates:
+    def refusal(self, check=USABLE):
+        """Why this card cannot earn or spend right now (or, with ``check``, take an
+        operation that needs it), or ``None``."""
+        return self.refusal_of(self.number, self.status, self.participates, check)
+
+    @classmethod
+    def refusal_of(cls, number, status, participates, check=USABLE):
+        """``refusal`` from a card's values, for code that reads cards as values rather than
+        objects (the import's rows, the ledger's bulk operations): the one list of the
+        reasons a card refuses an operation, and their wording."""
+        if check == cls.OPEN:
+            if status == cls.CLOSED:
+                return _("The card %(number)s is closed.") % {"number": number}
+            return None
+        if check != cls.USABLE:
+            return None
+        if status == cls.BLOCKED:
+            return _("The card %(number)s is blocked.") % {"number": number}
+        if status == cls.CLOSED:
+            return _("The card %(number)s is closed.") % {"number": number}
+        if not participates:
             return _("The card %(number)s does not take part in the programme.") % {
-                "number": self.number
+                "number": number
             }
         return None
 
@@ -676,7 +694,7 @@ class AbstractAccrual(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["card", "order_number"], name="loyalty_one_accrual"),
         ]
-        # The card page's newest orders (``dashboard.views.orders_with_points``).
+        # The card page's newest orders (``dashboard.cards.views.orders_with_points``).
         indexes = [models.Index(fields=["card", "-created"], name="loyalty_accrual_card")]
 
     def __str__(self):

@@ -73,7 +73,7 @@ def _key(accrual, what):
     return f"order:{accrual.order_number}:{what}:{accrual.card.program.code}"
 
 
-# A mass accrual with a future date (``oscar_loyalty.bulk``) leaves pending points as
+# A mass accrual with a future date (``oscar_loyalty.mass_jobs``) leaves pending points as
 # accruals whose order_number is "job:<id>"; posting one writes the job's ledger key.
 JOB_PREFIX = "job:"
 

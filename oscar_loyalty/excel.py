@@ -1,19 +1,20 @@
-"""Safe reading and writing of spreadsheets: .xlsx and .csv files and cells pasted from Excel.
+"""Safe reading and writing of spreadsheets: .xlsx, .xls, .ods and .csv files and cells pasted
+from Excel.
 
-Reading treats every file as hostile. An .xlsx is a zip of XML parts, so before any part is
-unpacked the zip directory is checked against ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES`` (a
-zip bomb declares its real size there). A directory may lie, so every part also inflates in
+Reading treats every file as hostile; python-calamine (a Rust reader) reads the workbooks. A
+workbook is a zip of XML parts (an .xls excepted), so before any part is unpacked the zip
+directory is checked against ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES`` (a zip bomb declares
+its real size there). A directory may lie, so every part calamine will read then inflates in
 small steps against a running count that stops at that limit, and every part but the sheet and
-its shared strings at ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``, before anything parses it. No XML
-is parsed with entity declarations or external references (the "billion laughs" bomb): openpyxl
-reads the content types, workbook and relationships through defusedxml, and the styles, the
-worksheet and its shared strings stream through expat with defusedxml's refusals. Rows with
-data are counted as they come and refused past ``OSCAR_LOYALTY_IMPORT_MAX_ROWS``; no cell may
-hold more text than Excel allows (32,767 characters), nor the table more than
-``MAX_TEXT_CHARACTERS`` in all (one long shared string referenced by many cells), nor more
-than ``MAX_CELLS`` cells. Every cell
-comes back as text, so phones and card numbers keep their leading zeros and never turn into
-``1.23E+15``.
+its shared strings at ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``. No part may declare a document
+type (where entity declarations, the "billion laughs" bomb, hide); calamine refuses entities
+too. Calamine builds the whole sheet in memory, so the sheet's XML is measured first: rows
+repeated or past Excel's last, rows with data past ``OSCAR_LOYALTY_IMPORT_MAX_ROWS``, a
+rectangle of more than ``MAX_AREA`` cells, shared strings longer than Excel allows (32,767
+characters) or adding up to more than ``MAX_TEXT_CHARACTERS`` in the cells that refer to them.
+Then no cell may hold more text than Excel allows, nor the table more than ``MAX_CELLS``
+cells. Every cell comes back as text, so phones and card numbers keep their leading zeros and
+never turn into ``1.23E+15``.
 
 Writing streams with openpyxl's write-only mode, and every text cell that a spreadsheet could
 take for a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading apostrophe.
@@ -22,6 +23,7 @@ take for a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a lea
 import codecs
 import csv
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -52,6 +54,7 @@ MAX_CELLS = 2_000_000
 MAX_ROW_NUMBER = 1_048_576
 # Parts are inflated and parsed this many bytes at a time.
 CHUNK_BYTES = 65536
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Text a spreadsheet may run as a formula when it opens the file or the cell is edited.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -134,7 +137,9 @@ def cell_text(value):
         return format(_shown(value), "f")
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
-    if isinstance(value, (date, time)):
+    if isinstance(value, date):  # a date cell: shown with its time, as Excel stores it
+        return f"{value.isoformat()} 00:00:00"
+    if isinstance(value, time):
         return value.isoformat()
     return str(value).strip()
 
@@ -162,8 +167,9 @@ class _Collector:
     """Gathers rows, skipping blank ones and enforcing the limits on rows with data and on
     their text; rows that come out of order are put back in order, none is dropped."""
 
-    def __init__(self, source):
+    def __init__(self, source, cell_limit=False):
         self.table = Table(source=source)
+        self.cell_limit = cell_limit
         self.limit = conf.import_max_rows
         self.wide = False
         self.last = 0
@@ -180,6 +186,8 @@ class _Collector:
             cells.pop()
         if not cells:
             return
+        if self.cell_limit and max(map(len, cells)) > MAX_CELL_CHARACTERS:
+            raise _cell_too_long(number, cells)
         rows = self.table.rows
         if len(rows) == self.limit:
             raise _limit_rows(self.limit)
@@ -194,13 +202,7 @@ class _Collector:
             )
         self.characters += sum(map(len, cells))
         if self.characters > MAX_TEXT_CHARACTERS:
-            raise SpreadsheetError(
-                _(
-                    "The table holds more than %(count)s million characters of text; "
-                    "split it into smaller files."
-                )
-                % {"count": MAX_TEXT_CHARACTERS // 1_000_000}
-            )
+            raise _too_much_text()
         if number <= self.last:
             self.unordered = True
         self.last = number
@@ -227,6 +229,19 @@ class _Collector:
         return self.table
 
 
+def _cell_too_long(number, cells):
+    from openpyxl.utils.cell import get_column_letter
+
+    column = next(i for i, cell in enumerate(cells, start=1) if len(cell) > MAX_CELL_CHARACTERS)
+    return SpreadsheetError(
+        _(
+            "Row %(row)s, column %(column)s holds more than %(count)s characters, more "
+            "than Excel allows in a cell."
+        )
+        % {"row": number, "column": get_column_letter(column), "count": MAX_CELL_CHARACTERS}
+    )
+
+
 def _read_bytes(upload):
     """The content of an uploaded file (or bytes), refusing it when it is too large."""
     limit = conf.import_max_file_bytes
@@ -250,23 +265,25 @@ def _too_large(limit):
 
 
 def read_file(upload, name=""):
-    """Read an uploaded .xlsx or .csv (``upload`` is a Django file or bytes) into a ``Table``."""
+    """Read an uploaded .xlsx, .ods, .xls or .csv (a Django file or bytes) into a ``Table``."""
     name = name or getattr(upload, "name", "") or ""
     data = _read_bytes(upload)
     if data[:4] == b"PK\x03\x04":
+        if data[30:38] == b"mimetype" and ODS_MIMETYPE in data[38:160]:
+            return read_ods(data, name)
         return read_xlsx(data, name)
     if data[:8] == OLE_MAGIC:
         if _encrypted(data):
-            raise SpreadsheetError(
-                _(
-                    "This workbook is protected with a password: save it without a password "
-                    "and upload it again."
-                )
-            )
+            raise _protected()
+        if _ole_workbook(data):
+            return read_xls(data, name)
         raise SpreadsheetError(
-            _("Old .xls workbooks cannot be read; save the file as .xlsx or .csv.")
+            _(
+                "Old .xls workbook that could not be read: it is damaged or not a workbook. "
+                "Open it in Excel and save it as .xlsx."
+            )
         )
-    if name.lower().endswith((".xlsx", ".xlsm")):
+    if name.lower().endswith((".xlsx", ".xlsm", ".ods", ".xls")):
         raise SpreadsheetError(_("The file is not a valid .xlsx workbook."))
     return read_csv(data, name)
 
@@ -285,6 +302,35 @@ def _encrypted(data):
             return True
         found = data.find(_ENCRYPTED_PACKAGE, found + 2)
     return False
+
+
+_OLE_STREAMS = ("Workbook\x00".encode("utf-16-le"), "Book\x00".encode("utf-16-le"))
+
+
+def _ole_entry_named(data, name):
+    """Whether an OLE compound file's directory has a stream called ``name`` (UTF-16 with its
+    terminator). Directory entries are 128 bytes and start on a multiple of 128 in the file;
+    the name's byte count (with its terminator) and the entry type (2, a stream) follow the
+    64-byte name."""
+    found = data.find(name)
+    while found != -1:
+        if found % 128 == 0 and data[found + 64 : found + 67] == bytes((len(name), 0, 2)):
+            return True
+        found = data.find(name, found + 2)
+    return False
+
+
+def _ole_workbook(data):
+    """Whether OLE bytes are an old Excel workbook (a "Workbook" or "Book" stream) whose
+    header is sane: a sector size of 512 or 4096 bytes and no more FAT sectors than the file
+    holds (python-calamine trusts both)."""
+    if len(data) < 512 or data[28:30] != b"\xfe\xff":
+        return False
+    shift = int.from_bytes(data[30:32], "little")
+    fat_sectors = int.from_bytes(data[44:48], "little")
+    if shift not in (9, 12) or fat_sectors * (1 << shift) > len(data):
+        return False
+    return any(_ole_entry_named(data, name) for name in _OLE_STREAMS)
 
 
 def read_pasted(text):
@@ -363,7 +409,7 @@ def _check_zip(data):
         raise SpreadsheetError(_("The workbook has too many parts to be a plain table."))
     if sum(entry.file_size for entry in entries) > conf.import_max_uncompressed_bytes:
         raise _unpacks_too_much()
-    if "xl/workbook.xml" not in {entry.filename for entry in entries}:
+    if not {"xl/workbook.xml", "content.xml"} & {entry.filename for entry in entries}:
         raise SpreadsheetError(_("The file is a zip archive, not an Excel workbook."))
 
 
@@ -377,9 +423,9 @@ def _unpacks_too_much():
 class _Archive(zipfile.ZipFile):
     """The workbook's zip, whose parts inflate ``CHUNK_BYTES`` at a time against a running
     count whatever its directory says: all parts together stop at
-    ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES``, each one at its ``limit``. openpyxl's
-    reads get the limit of a small part, ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``, so nothing
-    it parses can be large (``zipfile`` alone would inflate a lying part whole in one call).
+    ``OSCAR_LOYALTY_IMPORT_MAX_UNCOMPRESSED_BYTES``, each one at its ``limit`` (by default
+    that of a small part, ``OSCAR_LOYALTY_IMPORT_MAX_PART_BYTES``); ``zipfile`` alone would
+    inflate a lying part whole in one call.
     """
 
     def __init__(self, data):
@@ -388,6 +434,25 @@ class _Archive(zipfile.ZipFile):
 
     def open(self, name, mode="r", pwd=None, *, limit=None, **kwargs):
         return _Part(self, super().open(name, mode, pwd, **kwargs), limit)
+
+    def inflate(self, name, limit=None):
+        """The whole content of part ``name``, counted as it inflates."""
+        with self.open(name, limit=limit) as part:
+            return part.read()
+
+    def inflate_sheet(self, name, limit):
+        """A worksheet's content and how many ``</row>`` it holds (a row with cells ends with
+        one), refused as soon as there are more than the row limit allows, before the rest
+        inflates."""
+        rows, most, chunks, tail = 0, conf.import_max_rows, [], b""
+        with self.open(name, limit=limit) as part:
+            while chunk := part.read(CHUNK_BYTES):
+                rows += chunk.count(b"</row>") + (tail + chunk[:5]).count(b"</row>")
+                if rows > most:
+                    raise _limit_rows(most)
+                chunks.append(chunk)
+                tail = chunk[-5:]
+        return b"".join(chunks), rows
 
 
 class _Part(io.RawIOBase):
@@ -423,345 +488,434 @@ class _Part(io.RawIOBase):
         super().close()
 
 
-def _unsafe_xml(exc):
-    """Whether defusedxml refused the XML (openpyxl wraps its error in a ValueError)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if (type(exc).__module__ or "").startswith("defusedxml"):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+def _entities():
+    return SpreadsheetError(
+        _("The workbook contains XML entity declarations, which are not allowed.")
+    )
 
 
-def _broken(exc):
-    if _unsafe_xml(exc):
-        return SpreadsheetError(
-            _("The workbook contains XML entity declarations, which are not allowed.")
-        )
+def _damaged():
     return SpreadsheetError(
         _("The workbook is damaged and could not be read. Open it in Excel and save it again.")
     )
 
 
-def _open_workbook(archive):
-    """openpyxl's reading of a workbook's small parts (content types, workbook, relationships)
-    from ``archive``, parsed through defusedxml; styles, sheet and strings are left to us.
-
-    Returns the workbook's date epoch, the path of its first worksheet and that of its
-    shared strings.
-    """
-    from openpyxl.reader.excel import ExcelReader
-    from openpyxl.xml.constants import SHARED_STRINGS
-
-    reader = ExcelReader(archive.fp, read_only=True, data_only=True, keep_links=False)
-    reader.archive.close()  # its own reading of the zip, which nothing bounds
-    reader.archive = archive
-    reader.read_manifest()
-    reader.read_workbook()
-    sheets = [
-        rel.target
-        for _sheet, rel in reader.parser.find_sheets()
-        if rel.target in reader.valid_files and "chartsheet" not in rel.Type
-    ]
-    if not sheets:
-        raise SpreadsheetError(_("The workbook has no worksheets."))
-    strings = reader.package.find(SHARED_STRINGS)
-    return reader.wb.epoch, sheets[0], strings.PartName[1:] if strings is not None else None
+def _broken(exc):
+    """The manager's message for an error of python-calamine or of our checks. A Rust panic
+    in calamine is a ``BaseException`` (``PanicException``): it is a broken file too, while
+    an interrupt or an exit goes on."""
+    if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+        raise exc
+    text = str(exc)
+    if (type(exc).__module__ or "").startswith("defusedxml") or "entity" in text:
+        return _entities()
+    if type(exc).__name__ == "PasswordError":
+        return _protected()
+    return _damaged()
 
 
-MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main "
-STYLES = "xl/styles.xml"
-
-
-class _XmlStream:
-    """An expat parser over one part of the zip, with defusedxml's refusals.
-
-    openpyxl parses worksheets with defusedxml's pure-Python ElementTree parser (a dozen
-    Python calls per element, and a whole extra pass when a sheet does not declare its
-    size); here expat calls back once per element, which reads a sheet four to five times
-    faster. Entity declarations and external references are refused with defusedxml's own
-    exceptions, as its parsers refuse them. Text being gathered (``self.text``) is measured
-    after each chunk, so a huge one is refused before it is all in memory.
-    """
-
-    def __init__(self):
-        from xml.parsers import expat
-
-        self.parser = expat.ParserCreate(namespace_separator=" ")
-        self.parser.buffer_text = True
-        self.parser.buffer_size = CHUNK_BYTES
-        self.parser.EntityDeclHandler = self._entity
-        self.parser.UnparsedEntityDeclHandler = self._unparsed
-        self.parser.ExternalEntityRefHandler = self._external
-        self.parser.StartElementHandler = self.start
-        self.parser.EndElementHandler = self.end
-        self.text = []
-        self.capture = self.text.append
-
-    def _entity(self, name, _is_parameter, value, base, sysid, pubid, notation):
-        from defusedxml import EntitiesForbidden
-
-        raise EntitiesForbidden(name, value, base, sysid, pubid, notation)
-
-    def _unparsed(self, name, base, sysid, pubid, notation):
-        from defusedxml import EntitiesForbidden
-
-        raise EntitiesForbidden(name, None, base, sysid, pubid, notation)
-
-    def _external(self, context, base, sysid, pubid):
-        from defusedxml import ExternalReferenceForbidden
-
-        raise ExternalReferenceForbidden(context, base, sysid, pubid)
-
-    def read(self, archive, name, limit=None):
-        parse = self.parser.Parse
-        with archive.open(name, limit=limit) as part:
-            while chunk := part.read(CHUNK_BYTES):
-                parse(chunk, False)
-                if len(self.text) > 1 and sum(map(len, self.text)) > MAX_CELL_CHARACTERS:
-                    raise self.too_long()
-        parse(b"", True)
-        return self
-
-    def too_long(self):
-        raise NotImplementedError
-
-
-class _Styles(_XmlStream):
-    """Which cell styles show dates and which durations: all the sheet needs of the styles
-    part (openpyxl builds the whole stylesheet, a second for each megabyte)."""
-
-    NUMFMTS, NUMFMT, XFS, XF = MAIN + "numFmts", MAIN + "numFmt", MAIN + "cellXfs", MAIN + "xf"
-
-    def __init__(self):
-        super().__init__()
-        self.custom, self.formats, self.section = {}, [], None
-
-    def start(self, name, attrs):
-        if name == self.XF:
-            if self.section == self.XFS:
-                self.formats.append(int(attrs.get("numFmtId", 0)))
-        elif name == self.NUMFMT:
-            if self.section == self.NUMFMTS:
-                self.custom[int(attrs["numFmtId"])] = attrs.get("formatCode")
-        elif name == self.NUMFMTS or name == self.XFS:
-            self.section = name
-
-    def end(self, name):
-        if name == self.section:
-            self.section = None
-
-    def kinds(self):
-        """The indexes of the styles that show dates, and of those that show durations."""
-        from openpyxl.styles.numbers import (
-            BUILTIN_FORMATS,
-            is_date_format,
-            is_timedelta_format,
+def _protected():
+    return SpreadsheetError(
+        _(
+            "This workbook is protected with a password: save it without a password "
+            "and upload it again."
         )
-
-        dates, durations, known = set(), set(), {}
-        for index, number_format in enumerate(self.formats):
-            if number_format not in known:
-                code = self.custom.get(number_format, BUILTIN_FORMATS.get(number_format))
-                known[number_format] = is_date_format(code), is_timedelta_format(code)
-            is_date, is_duration = known[number_format]
-            if is_date:
-                dates.add(index)
-            if is_duration:
-                durations.add(index)
-        return dates, durations
+    )
 
 
-class _SharedStrings(_XmlStream):
-    """The shared strings table: the text of each ``<si>``, phonetic runs left out."""
+# --- .xlsx: checks of the parts python-calamine will read --------------------------------
+# python-calamine builds the whole sheet in memory as a rectangle from the first cell to the
+# last, and gives every cell that refers to a shared string its own copy of that string. So
+# before it reads anything, the parts it reads are inflated here against the limits, and the
+# sheet's XML and its shared strings are measured: row numbers, the rectangle's size, the
+# length of every shared string and the text the cells referring to them add up to.
 
-    SI, T, PHONETIC = MAIN + "si", MAIN + "t", MAIN + "rPh"
+SMALL_PARTS = (
+    "[Content_Types].xml",
+    "_rels/.rels",
+    "xl/workbook.xml",
+    "xl/_rels/workbook.xml.rels",
+    "xl/styles.xml",
+)
+SHARED_STRINGS = "xl/sharedStrings.xml"
+RELATIONSHIPS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+OFFICE_RELATIONSHIPS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+# The rectangle python-calamine may build (some 32 bytes a cell): the row limit times thirty.
+MAX_AREA = 6_000_000
 
-    def __init__(self):
-        super().__init__()
-        self.strings, self.phonetic = [], False
+_ROW_FAST = re.compile(rb'<row r="([^"]*)"[^>]*?(/?)>')
+_ROW_TAG = re.compile(rb"<(?:[\w.-]+:)?row\b([^>]*?)(/?)>")
+_ROW_REF = re.compile(rb'\sr="([^"]*)"')
+_CELL_REF = re.compile(rb'\sr="([A-Z]+)[0-9]')
+_WIDE_CELL = re.compile(rb' r="[A-Z][A-Z]')
+_ROW_BODY = re.compile(rb"<(?:[\w.-]+:)?row\b[^>]*>(.*?)</(?:[\w.-]+:)?row>", re.S)
+_ROW_CLOSE = re.compile(rb"</(?:[\w.-]+:)?row>")
+_CELL_TAG = re.compile(rb"<(?:[\w.-]+:)?c[\s>/]")
+_SHEET_END = re.compile(rb"</(?:[\w.-]+:)?worksheet>\s*\Z")
+_DOCTYPE = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->)*<!DOCTYPE", re.S)
+_DIMENSION = re.compile(rb"<(?:[\w.-]+:)?dimension\b[^>]*>")
+_SANE_DIMENSION = re.compile(rb'\sref="[A-Z]{1,3}[0-9]{1,7}(?::[A-Z]{1,3}[0-9]{1,7})?"')
+_SI = re.compile(rb"<(?:[\w.-]+:)?si\b")
+_STRING_REF = re.compile(rb'<(?:[\w.-]+:)?c\b[^>]*\st="s"[^>]*>\s*<(?:[\w.-]+:)?v>\s*(\d+)')
+_PHONETIC = re.compile(rb"<(?:[\w.-]+:)?rPh\b.*?</(?:[\w.-]+:)?rPh>", re.S)
+_TEXT_RUN = re.compile(rb"<(?:[\w.-]+:)?t\b[^>]*>(.*?)</(?:[\w.-]+:)?t>", re.S)
 
-    def start(self, name, attrs):
-        if name == self.T and not self.phonetic:
-            self.parser.CharacterDataHandler = self.capture
-        elif name == self.SI:
-            self.text.clear()
-        elif name == self.PHONETIC:
-            self.phonetic = True
 
-    def end(self, name):
-        if name == self.T:
-            self.parser.CharacterDataHandler = None
-        elif name == self.SI:
-            text = "".join(self.text)
-            if len(text) > MAX_CELL_CHARACTERS:
-                raise self.too_long()
-            self.strings.append(text.replace("x005F_", ""))
-        elif name == self.PHONETIC:
-            self.phonetic = False
+def _xml(data):
+    from defusedxml import ElementTree
 
-    def too_long(self):
-        return SpreadsheetError(
-            _(
-                "Text number %(number)s of the workbook's shared strings is longer than "
-                "%(count)s characters, more than Excel allows in a cell."
-            )
-            % {"number": len(self.strings) + 1, "count": MAX_CELL_CHARACTERS}
+    _refuse_doctype(data)
+    return ElementTree.fromstring(data)
+
+
+def _refuse_doctype(part):
+    """Excel never writes a document type: one is where entity declarations hide."""
+    if b"<!DOCTYPE" in part[:65536] and _DOCTYPE.match(part):
+        raise _entities()
+
+
+def _first_sheet(archive, names):
+    """The name and zip path of the workbook's first worksheet (chart sheets passed over)."""
+    workbook = _xml(archive.inflate("xl/workbook.xml"))
+    rels = {}
+    if "xl/_rels/workbook.xml.rels" in names:
+        for rel in _xml(archive.inflate("xl/_rels/workbook.xml.rels")).iter(
+            RELATIONSHIPS + "Relationship"
+        ):
+            rels[rel.get("Id")] = (rel.get("Target") or "", rel.get("Type") or "")
+    for sheet in workbook.iter(MAIN + "sheet"):
+        target, kind = rels.get(sheet.get(OFFICE_RELATIONSHIPS + "id"), ("", ""))
+        path = target[1:] if target.startswith("/") else "xl/" + target
+        if path in names and "chartsheet" not in kind:
+            return sheet.get("name"), path
+    raise SpreadsheetError(_("The workbook has no worksheets."))
+
+
+def _column_number(letters):
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _row_numbers(sheet, closed):
+    """The number of every ``<row>`` of the sheet in order, whether it is empty (``<row/>``),
+    and how many rows are closed (``closed`` counts ``</row>``); a row without ``r`` follows
+    the one before."""
+    plain = b":row" not in sheet
+    if plain:
+        found = _ROW_FAST.findall(sheet)
+        if len(found) == sheet.count(b"<row"):  # else <rowBreaks>, or a row's r not first
+            try:
+                numbers = list(map(int, (ref for ref, _end in found)))
+            except ValueError:
+                numbers = [_row_number(ref) for ref, _end in found]
+            empty = [bool(end) for _ref, end in found]
+            return numbers, empty, closed
+    numbers, empty, number = [], [], 0
+    for attrs, end in _ROW_TAG.findall(sheet):
+        ref = _ROW_REF.search(attrs)
+        number = _row_number(ref.group(1)) if ref else number + 1
+        numbers.append(number)
+        empty.append(bool(end))
+    return numbers, empty, len(_ROW_CLOSE.findall(sheet))
+
+
+def _width(sheet, height):
+    """The most columns a row of the sheet may reach: its farthest cell reference, plus the
+    cells of the fullest row when some cells have no reference. With references of one
+    letter only (at most 26 columns), the farthest is looked for only when 26 columns of
+    ``height`` rows would be too many."""
+    cells = sheet.count(b"<c ") + sheet.count(b"<c>") + sheet.count(b"<c/")
+    bare = cells != sheet.count(b'<c r="') or b":c" in sheet
+    wide = 26
+    if _WIDE_CELL.search(sheet) or b":c" in sheet:
+        wide = max(map(_column_number, _CELL_REF.findall(sheet)), default=1)
+    elif bare or height * wide > MAX_AREA:
+        wide = 1
+        for letter in range(ord("Z"), ord("A") - 1, -1):
+            if b' r="%c' % letter in sheet:
+                wide = letter - 64
+                break
+    if bare:
+        bodies = _ROW_BODY.findall(sheet)
+        wide += max((len(_CELL_TAG.findall(body)) for body in bodies), default=0)
+    return wide
+
+
+def _check_sheet(sheet, closed):
+    """Refuse a sheet whose XML is cut short, whose rows repeat or pass Excel's last row, or
+    whose rectangle python-calamine would build is larger than ``MAX_AREA``. Returns the
+    sheet to give calamine instead when it must be changed: a ``<dimension>`` that is not a
+    plain range (calamine refuses it) taken out, error cells (``#N/A``) made text (calamine
+    would give them blank)."""
+    if not _SHEET_END.search(sheet[-256:]):
+        raise _damaged()
+    _refuse_doctype(sheet)
+    numbers, empty, closed = _row_numbers(sheet, closed)
+    if closed > conf.import_max_rows:
+        raise _limit_rows(conf.import_max_rows)
+    if closed != len(empty) - sum(empty):
+        raise _damaged()
+    if numbers and (min(numbers) < 1 or max(numbers) > MAX_ROW_NUMBER):
+        raise _damaged()
+    if not all(map(int.__lt__, numbers, numbers[1:])):
+        seen = set()
+        for number in numbers:
+            if number in seen:
+                raise SpreadsheetError(
+                    _("Row %(row)s appears twice in the sheet; the file is damaged.")
+                    % {"row": number}
+                )
+            seen.add(number)
+    filled = [number for number, blank in zip(numbers, empty, strict=True) if not blank]
+    if filled:
+        height = max(filled)
+        if height * 16384 > MAX_AREA:
+            wide = _width(sheet, height)
+            if height * wide > MAX_AREA:
+                raise _too_wide(height, wide)
+    fixed = sheet
+    head = sheet.find(b"sheetData")
+    dimension = _DIMENSION.search(sheet, 0, head if head > 0 else len(sheet))
+    if dimension and not _SANE_DIMENSION.search(dimension.group()):
+        fixed = sheet[: dimension.start()] + sheet[dimension.end() :]
+    if b't="e"' in fixed:
+        fixed = fixed.replace(b' t="e"', b' t="str"')
+    return None if fixed is sheet else fixed
+
+
+def _string_length(si):
+    """Characters of one ``<si>``'s text, phonetic runs left out."""
+    from html import unescape
+
+    text = b"".join(_TEXT_RUN.findall(_PHONETIC.sub(b"", si)))
+    return len(unescape(text.decode("utf-8", "replace")))
+
+
+def _check_strings(strings, sheet):
+    """Refuse a shared string longer than Excel allows, and a sheet whose cells would copy
+    more than ``MAX_TEXT_CHARACTERS`` of shared text. Each ``<si>``'s bytes bound its
+    characters, so only a long one is measured exactly."""
+    pieces = _SI.split(strings)[1:]
+    if not pieces:
+        return
+    longest = max(map(len, pieces))
+    lengths = None
+    if longest > MAX_CELL_CHARACTERS:
+        lengths = [len(piece) for piece in pieces]
+        for index, piece in enumerate(pieces):
+            if len(piece) > MAX_CELL_CHARACTERS:
+                lengths[index] = _string_length(piece)
+                if lengths[index] > MAX_CELL_CHARACTERS:
+                    raise SpreadsheetError(
+                        _(
+                            "Text number %(number)s of the workbook's shared strings is longer "
+                            "than %(count)s characters, more than Excel allows in a cell."
+                        )
+                        % {"number": index + 1, "count": MAX_CELL_CHARACTERS}
+                    )
+        longest = max(lengths)
+    if sheet.count(b't="s"') * longest <= MAX_TEXT_CHARACTERS:
+        return
+    lengths = lengths or [len(piece) for piece in pieces]
+    total = 0
+    for index in _STRING_REF.findall(sheet):
+        index = int(index)
+        if index < len(lengths):
+            total += lengths[index]
+    if total > MAX_TEXT_CHARACTERS:
+        raise _too_much_text()
+
+
+def _too_wide(rows, columns):
+    return SpreadsheetError(
+        _(
+            "The sheet spreads over %(rows)s rows and up to %(columns)s columns, more than "
+            "%(count)s cells: delete what lies beside the table or split it into smaller files."
         )
+        % {"rows": rows, "columns": columns, "count": MAX_AREA}
+    )
 
 
-class _Sheet(_XmlStream):
-    """A worksheet's rows, values converted as openpyxl's read-only, data-only mode does,
-    each row handed to ``collector`` as it ends (the row limit stops the stream)."""
-
-    ROW, C, V, T, PHONETIC = MAIN + "row", MAIN + "c", MAIN + "v", MAIN + "t", MAIN + "rPh"
-
-    def __init__(self, collector, strings, epoch, dates, durations):
-        super().__init__()
-        self.collector, self.strings = collector, strings
-        self.epoch, self.dates, self.durations = epoch, dates, durations
-        self.row, self.number, self.column = [], 0, 0
-        self.type, self.style, self.phonetic = "n", None, False
-        self.columns = {}
-
-    def start(self, name, attrs):
-        if name == self.C:
-            self.type = attrs.get("t", "n")
-            self.style = attrs.get("s")
-            ref = attrs.get("r")
-            self.column = self._column(ref) if ref else self.column + 1
-            self.text.clear()
-        elif name == self.V:
-            if self.type != "inlineStr":
-                self.parser.CharacterDataHandler = self.capture
-        elif name == self.T:
-            if self.type == "inlineStr" and not self.phonetic:
-                self.parser.CharacterDataHandler = self.capture
-        elif name == self.ROW:
-            number = attrs.get("r")
-            self.number = _row_number(number) if number else self.number + 1
-            self.row, self.column = [], 0
-        elif name == self.PHONETIC:
-            self.phonetic = True
-
-    def end(self, name):
-        if name == self.C:
-            self._cell()
-        elif name == self.V or name == self.T:
-            self.parser.CharacterDataHandler = None
-        elif name == self.ROW:
-            self.collector.add(self.number, self.row)
-        elif name == self.PHONETIC:
-            self.phonetic = False
-
-    def too_long(self):
-        from openpyxl.utils.cell import get_column_letter
-
-        return SpreadsheetError(
-            _(
-                "Row %(row)s, column %(column)s holds more than %(count)s characters, more "
-                "than Excel allows in a cell."
-            )
-            % {
-                "row": self.number,
-                "column": get_column_letter(min(self.column, 16384)),
-                "count": MAX_CELL_CHARACTERS,
-            }
+def _too_much_text():
+    return SpreadsheetError(
+        _(
+            "The table holds more than %(count)s million characters of text; "
+            "split it into smaller files."
         )
+        % {"count": MAX_TEXT_CHARACTERS // 1_000_000}
+    )
 
-    def _column(self, ref):
-        letters = ref.rstrip("0123456789")
-        column = self.columns.get(letters)
-        if column is None:
-            from openpyxl.utils.cell import column_index_from_string
 
-            column = self.columns[letters] = column_index_from_string(letters)
-        return column
-
-    def _cell(self):
-        kind = self.type
-        text = "".join(self.text) if self.text else None
-        if kind == "inlineStr":
-            value = text or ""
-        elif not text:
-            return
-        elif kind == "n":
-            value = float(text) if "." in text or "e" in text or "E" in text else int(text)
-            style = int(self.style or 0)
-            if style in self.dates:
-                value = self._date(value, style)
-        elif kind == "s":
-            value = self.strings[int(text)]
-        elif kind == "b":
-            value = bool(int(text))
-        elif kind == "d":
-            from openpyxl.utils.datetime import from_ISO8601
-
-            value = from_ISO8601(text)
-        else:  # "str" (a formula's cached text), "e" (#N/A...)
-            value = text
-        if text and len(text) > MAX_CELL_CHARACTERS:
-            raise self.too_long()
-        row, column = self.row, self.column
-        if column > MAX_COLUMNS:  # kept only to tell the manager the rest was left out
-            column = MAX_COLUMNS + 1
-            if not value:
-                return
-        if column > len(row):
-            row.extend([None] * (column - len(row) - 1))
-            row.append(value)
-        else:
-            row[column - 1] = value
-
-    def _date(self, value, style):
-        from openpyxl.utils.datetime import from_excel
-
-        try:
-            return from_excel(value, self.epoch, timedelta=style in self.durations)
-        except (OverflowError, ValueError):
-            return "#VALUE!"
+def _checked_xlsx(data):
+    """The name of the first worksheet of .xlsx bytes, once the parts python-calamine reads
+    passed the checks above; and the bytes to give it (a copy with a sane sheet when the
+    original's ``<dimension>`` is one calamine would refuse)."""
+    with _Archive(data) as archive:
+        names = set(archive.NameToInfo)
+        for part in SMALL_PARTS:
+            if part in names:
+                _refuse_doctype(archive.inflate(part))
+        name, path = _first_sheet(archive, names)
+        whole = conf.import_max_uncompressed_bytes
+        strings = archive.inflate(SHARED_STRINGS, whole) if SHARED_STRINGS in names else b""
+        _refuse_doctype(strings)
+        sheet, closed = archive.inflate_sheet(path, whole)
+        if path + ".rels" in names:
+            archive.inflate(path + ".rels")
+        fixed = _check_sheet(sheet, closed)
+        _check_strings(strings, sheet)
+        if fixed is None:
+            return name, data
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as copy:
+            for info in archive.infolist():
+                if info.filename == path:
+                    copy.writestr(info.filename, fixed)
+                elif info.filename in SMALL_PARTS or info.filename == SHARED_STRINGS:
+                    copy.writestr(info.filename, archive.inflate(info.filename, whole))
+        return name, buffer.getvalue()
 
 
 def _row_number(text):
-    """A row's ``r``; outside Excel's rows the sheet is damaged (``ValueError``)."""
+    """A row's ``r``; outside Excel's rows the sheet is damaged."""
     try:
         number = int(text)
     except ValueError:
-        number = float(text)
+        try:
+            number = float(text)
+        except ValueError:
+            raise _damaged() from None
         if not number.is_integer():
-            raise
+            raise _damaged() from None
         number = int(number)
     if not 0 < number <= MAX_ROW_NUMBER:
-        raise ValueError(text)
+        raise _damaged()
     return number
+
+
+def _read_calamine(data, collector, sheet_name=None):
+    """Hand the rows of a workbook's sheet (the first when no name is given) read by
+    python-calamine to ``collector``, each with its row number in the file."""
+    from python_calamine import CalamineWorkbook, SheetTypeEnum
+
+    with CalamineWorkbook.from_filelike(io.BytesIO(data)) as workbook:
+        if sheet_name is None:
+            tables = (SheetTypeEnum.WorkSheet, SheetTypeEnum.MacroSheet)
+            names = [sheet.name for sheet in workbook.sheets_metadata if sheet.typ in tables]
+            if not names:
+                raise SpreadsheetError(_("The workbook has no worksheets."))
+            sheet_name = names[0]
+        sheet = workbook.get_sheet_by_name(sheet_name)
+        start = sheet.start
+        if start is None:
+            return
+        first_row, first_column = start
+        if (sheet.height * (first_column + sheet.width)) > MAX_AREA:
+            raise _too_wide(sheet.height, first_column + sheet.width)
+        pad = [None] * first_column
+        add = collector.add
+        rows = sheet.to_python(skip_empty_area=True)
+        for number, values in enumerate(rows, start=first_row + 1):
+            if values.count("") != len(values):  # calamine gives a blank cell as ""
+                add(number, pad + values if pad else values)
 
 
 def read_xlsx(data, name=""):
     """Rows of the first worksheet of .xlsx bytes, as text.
 
-    The zip directory is checked first (sizes, parts); then every part inflates against a
-    byte count, and the sheet streams row by row, so a sheet past the row limit is refused as
-    soon as its rows say so.
+    The zip directory is checked first (sizes, parts); then every part python-calamine will
+    read inflates against a byte count and the sheet and its strings are measured; only then
+    does calamine read the sheet.
     """
     if not xml_is_defused():
         raise ImproperlyConfigured("openpyxl must use defusedxml to read uploaded workbooks")
     _check_zip(data)
-    collector = _Collector(name or "file.xlsx")
-    whole = conf.import_max_uncompressed_bytes
+    collector = _Collector(name or "file.xlsx", cell_limit=True)
     try:
-        with _Archive(data) as archive:
-            epoch, sheet, strings_part = _open_workbook(archive)
-            styles = _Styles()
-            if STYLES in archive.NameToInfo:
-                styles.read(archive, STYLES)
-            strings = []
-            if strings_part:
-                strings = _SharedStrings().read(archive, strings_part, whole).strings
-            _Sheet(collector, strings, epoch, *styles.kinds()).read(archive, sheet, whole)
+        sheet_name, data = _checked_xlsx(data)
+        _read_calamine(data, collector, sheet_name)
     except SpreadsheetError:
         raise
-    except Exception as exc:  # a broken part fails in many ways
+    except BaseException as exc:  # a broken part fails in many ways
+        raise _broken(exc) from None
+    return collector.finish()
+
+
+# --- .ods and .xls ------------------------------------------------------------------------
+# An .ods keeps all its sheets in content.xml, where a row or a cell may say it repeats:
+# python-calamine writes every repetition out, so the rows and cells they add up to are
+# counted here first. An .xls is read as it is (the file's own size bounds it).
+
+_ODS_ROW = re.compile(rb"<table:table-row\b([^>]*?)(/?)>")
+_ODS_ROWS_REPEATED = re.compile(rb'table:number-rows-repeated="(\d+)"')
+_ODS_CELL = re.compile(rb"<table:(?:covered-)?table-cell\b([^>]*?)(/?)>")
+_ODS_COLUMNS_REPEATED = re.compile(rb'table:number-columns-repeated="(\d+)"')
+ODS_PARTS = ("mimetype", "META-INF/manifest.xml", "styles.xml", "meta.xml", "settings.xml")
+
+
+def _check_ods_content(content):
+    """Refuse content whose repeated rows and cells with data add up past the row limit or
+    ``MAX_AREA`` cells, before python-calamine writes them out."""
+    _refuse_doctype(content)
+    rows = area = 0
+    for row in _ODS_ROW.finditer(content):
+        if row.group(2):  # <table:table-row/>: nothing in it
+            continue
+        end = content.find(b"</table:table-row>", row.end())
+        if end == -1:
+            raise _damaged()
+        repeated = _ODS_ROWS_REPEATED.search(row.group(1))
+        times = int(repeated.group(1)) if repeated else 1
+        width = column = 0
+        for cell in _ODS_CELL.finditer(content, row.end(), end):
+            count = _ODS_COLUMNS_REPEATED.search(cell.group(1))
+            column += int(count.group(1)) if count else 1
+            if b"office:value-type" in cell.group(1) or not cell.group(2):
+                width = column
+        if width:
+            rows += times
+            area += times * width
+            if rows > conf.import_max_rows:
+                raise _limit_rows(conf.import_max_rows)
+            if area > MAX_AREA:
+                raise _too_wide(rows, width)
+
+
+def read_ods(data, name=""):
+    """Rows of the first sheet of OpenDocument (.ods) bytes, as text: the zip checked as an
+    .xlsx's, content.xml inflated against the limits and measured, then python-calamine."""
+    _check_zip(data)
+    collector = _Collector(name or "file.ods", cell_limit=True)
+    try:
+        with _Archive(data) as archive:
+            for part in ODS_PARTS:
+                if part in archive.NameToInfo:
+                    _refuse_doctype(archive.inflate(part))
+            if "content.xml" not in archive.NameToInfo:
+                raise _damaged()
+            content, _rows = archive.inflate_sheet(
+                "content.xml", conf.import_max_uncompressed_bytes
+            )
+            _check_ods_content(content)
+        _read_calamine(data, collector)
+    except SpreadsheetError:
+        raise
+    except BaseException as exc:
+        raise _broken(exc) from None
+    return collector.finish()
+
+
+def read_xls(data, name=""):
+    """Rows of the first worksheet of an old Excel (.xls) workbook, as text."""
+    collector = _Collector(name or "file.xls", cell_limit=True)
+    try:
+        _read_calamine(data, collector)
+    except SpreadsheetError:
+        raise
+    except BaseException as exc:
         raise _broken(exc) from None
     return collector.finish()
 

@@ -29,15 +29,17 @@ participating card), ``OPEN`` (a manager's adjustment: any card but a closed one
 (refunds, releases, captures and take-backs, which never depend on the card's state).
 """
 
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Round
 from django.utils.translation import gettext
 from oscar.core.loading import get_model
 
-from oscar_loyalty import checkpoints
+from oscar_loyalty import _ledger_sql, checkpoints, lookups
 from oscar_loyalty.exceptions import (
     CardUnavailable,
     InsufficientPoints,
@@ -48,6 +50,7 @@ from oscar_loyalty.exceptions import (
 from oscar_loyalty.formats import format_points
 
 Account = get_model("oscar_loyalty", "Account")
+Card = get_model("oscar_loyalty", "Card")
 Transfer = get_model("oscar_loyalty", "Transfer")
 
 ZERO = Decimal("0.00")
@@ -57,8 +60,7 @@ CENT = Decimal(1).scaleb(-_AMOUNT.decimal_places)  # 0.01
 TOO_LARGE = Decimal(10) ** (_AMOUNT.max_digits - _AMOUNT.decimal_places)
 
 # What an operation needs of the card's status (``check=``); see the module's docstring.
-USABLE = "usable"
-OPEN = "open"
+USABLE, OPEN = Card.USABLE, Card.OPEN
 
 # System accounts of each programme: the other side of every card movement.
 ISSUED = "issued"  # points given out (earned, adjusted, imported) come from here
@@ -135,24 +137,22 @@ def lock_balances(cards):
     A debt account is created under its card's points lock, so it is looked up once that
     lock is held: a card read before may not know it yet.
     """
-    from oscar_loyalty import inserts
-
     Card = get_model("oscar_loyalty", "Card")
     if not cards:
         return {}, {}
     card_ids, account_ids = zip(*cards, strict=True)
     locked = Account.objects.select_for_update().order_by("pk")
     balances = dict(
-        locked.filter(inserts.among(Account, "id", account_ids)).values_list("pk", "balance")
+        locked.filter(lookups.among(Account, "id", account_ids)).values_list("pk", "balance")
     )
     debts = dict(
-        Card.objects.filter(inserts.among(Card, "id", card_ids))
+        Card.objects.filter(lookups.among(Card, "id", card_ids))
         .exclude(debt_account=None)
         .values_list("pk", "debt_account_id")
     )
     if debts:
         balances.update(
-            locked.filter(inserts.among(Account, "id", debts.values())).values_list("pk", "balance")
+            locked.filter(lookups.among(Account, "id", debts.values())).values_list("pk", "balance")
         )
     return balances, debts
 
@@ -185,6 +185,18 @@ def balance(account):
 def system_balances(accounts):
     """``{account id: balance}`` of several system accounts in a constant number of queries."""
     return checkpoints.balances(accounts)
+
+
+def recorded(keys):
+    """The keys of ``keys`` the ledger has recorded a transfer under (one query).
+
+    For a caller whose movement depends on a balance it reads first (an import row that
+    sets a balance): a row whose key is recorded was applied, and asking again would compare
+    a movement computed from the balance it left. Others let ``post_movements`` replay.
+    """
+    return set(
+        Transfer.objects.filter(lookups.among(Transfer, "key", keys)).values_list("key", flat=True)
+    )
 
 
 def history(card, customer_view=False):
@@ -286,11 +298,7 @@ def _apply(legs, check=None):
 
 def _refusal(card, check):
     """Why ``card``'s status refuses an operation that needs ``check``, or ``None``."""
-    if check == USABLE:
-        return card.refusal()
-    if check == OPEN and card.status == card.CLOSED:
-        return card.refusal()
-    return None
+    return card.refusal(check)
 
 
 def _why_not_moved(account, delta, check):
@@ -636,36 +644,44 @@ def move_card(card, to_card, key, **details):
         return legs
 
 
-# --- many cards at once (mass accruals and debits) -----------------------------------------
-
-# What the rules of a mass movement read of a card.
-_MANY_FIELDS = ("id", "status", "participates", "program_id", "account_id")
+# --- many cards at once (mass jobs, the card import and its undo) --------------------------
 
 
-def _move_balances(changes):
-    """Apply ``{account_id: (kind, delta)}`` with one conditional UPDATE per distinct delta.
+class Movement(NamedTuple):
+    """One card's change in a bulk operation (``post_movements``).
 
-    Rows are locked by the caller; the conditions still guard the sign of every balance.
+    ``amount`` is signed: positive credits the card from its programme's "issued" account,
+    negative debits it back there. ``reverses`` is the id of a transfer this movement takes
+    back (an import's undo); ``label_code`` and ``note`` are that movement's own.
     """
-    from oscar_loyalty import inserts
 
-    groups = {}
-    for pk, (kind, delta) in changes.items():
-        if delta:
-            groups.setdefault((kind, delta), []).append(pk)
-    for (kind, delta), ids in groups.items():
-        rows = Account.objects.filter(inserts.among(Account, "id", ids))
-        if delta < 0 and kind == Account.POINTS:
-            rows = rows.filter(balance__gte=-delta)
-        elif delta > 0 and kind == Account.DEBT:
-            rows = rows.filter(balance__lte=-delta)
-        # ROUND as in ``_move_balance``: exact on PostgreSQL, no float drift on SQLite.
-        if rows.update(balance=Round(F("balance") + delta, 2)) != len(ids):
-            raise InsufficientPoints(ZERO, abs(delta))
+    card_id: int
+    amount: Decimal
+    key: str
+    kind: str
+    label_code: str = ""
+    note: str = ""
+    reverses: int | None = None
+
+
+# What the rules of a bulk movement read of a card.
+_MANY_FIELDS = ("id", "status", "participates", "program_id", "account_id")
+# The columns of every leg a bulk operation writes, in ``_bulk_leg`` order.
+_LEG_COLUMNS = (
+    "key",
+    "kind",
+    "debit_id",
+    "credit_id",
+    "amount",
+    "card_id",
+    "label_code",
+    "note",
+    "reverses_id",
+)
 
 
 class _ManyCard:
-    """The few columns of a card a mass movement needs (no model instance per card)."""
+    """The few columns of a card a bulk movement needs (no model instance per card)."""
 
     __slots__ = _MANY_FIELDS
 
@@ -680,218 +696,285 @@ class _ManyCard:
 
 def _refuses(check, status, participates):
     """Whether a card of ``status`` refuses an operation that needs ``check``."""
-    Card = get_model("oscar_loyalty", "Card")
-    if check == USABLE:
-        return status != Card.ACTIVE or not participates
-    return check == OPEN and status == Card.CLOSED
+    return Card.refusal_of("", status, participates, check) is not None
 
 
-def _many(card_ids, amount, key_for, kind, check, details, ends, build):
-    """The frame of ``credit_cards``/``debit_cards``: load, refuse, lock, replay, write.
+@contextmanager
+def bulk_transaction():
+    """The database settings of one chunk of a bulk job, for the chunk's own transaction.
 
-    ``ends(card, program)`` gives the ``(debit, credit)`` account ids of a card's main leg,
-    which a key recorded before must also have to count as done.
-    Returns ``(done, failures)``: ids of cards moved now or before under their key, and
-    ``[(card_id, error)]`` for the others. One transaction: all of it, or nothing.
+    Enter it inside the transaction that also marks the chunk done (``jobs.run_chunk``).
+    On PostgreSQL:
+
+    - The transaction commits without waiting for its WAL flush. The chunk's rows and its
+      ``done`` mark commit together: a server crash before the flush loses both, and the
+      stalled job is resumed from that chunk, so nothing is applied twice or lost.
+    - Foreign keys are checked as each statement ends instead of at COMMIT. The job's
+      progress row is updated last and stays locked until COMMIT; with the checks of
+      thousands of rows left for COMMIT, a second worker's chunk would wait for all of them.
+      A violation then also surfaces inside the savepoint that goes row by row.
+
+    Both are ``SET LOCAL``: they end with the transaction. Outside a transaction (nothing
+    would commit with a done mark) it changes nothing.
     """
-    from oscar_loyalty import inserts
-
-    Card = get_model("oscar_loyalty", "Card")
-    Program = get_model("oscar_loyalty", "Program")
-    ids = list(dict.fromkeys(card_ids))
-    done, failures = [], []
+    connection = connections[router.db_for_write(Transfer)]
+    chunk = connection.in_atomic_block
     with transaction.atomic():
-        rows = Card.objects.filter(inserts.among(Card, "id", ids)).values_list(*_MANY_FIELDS)
-        cards = {row[0]: _ManyCard(row) for row in rows}
-        gone = gettext("The card no longer exists.")
-        failures += [(pk, CardUnavailable(gone)) for pk in ids if pk not in cards]
-        if check:  # the usual case is decided here; refusal() words the others' reason
-            refused = [c.pk for c in cards.values() if _refuses(check, c.status, c.participates)]
-            for card in Card.objects.filter(pk__in=refused):
-                reason = _refusal(card, check)
-                if reason:
-                    failures.append((card.pk, CardUnavailable(reason)))
-                    del cards[card.pk]
-        if not cards:
+        if chunk and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        yield
+
+
+def _load_many(ids, check):
+    """``({card id: _ManyCard}, {card id: error})``: the cards ``ids`` that exist and whose
+    status allows ``check``, and why each of the others is refused."""
+    Card = get_model("oscar_loyalty", "Card")
+    rows = Card.objects.filter(lookups.among(Card, "id", ids)).values_list(*_MANY_FIELDS)
+    cards = {row[0]: _ManyCard(row) for row in rows}
+    gone = gettext("The card no longer exists.")
+    refused = {pk: CardUnavailable(gone) for pk in ids if pk not in cards}
+    if check:  # the usual case is decided here; refusal() words the others' reason
+        others = [c.pk for c in cards.values() if _refuses(check, c.status, c.participates)]
+        for card in Card.objects.filter(pk__in=others):
+            reason = _refusal(card, check)
+            if reason:
+                refused[card.pk] = CardUnavailable(reason)
+                del cards[card.pk]
+    return cards, refused
+
+
+def _reversible(movements):
+    """``{transfer id: (transfer, amount left to reverse)}`` of the transfers ``movements``
+    reverse: its amount minus its reversals so far."""
+    wanted = {m.reverses for m in movements if m.reverses}
+    if not wanted:
+        return {}
+    originals = Transfer.objects.filter(lookups.among(Transfer, "id", wanted)).only(
+        "id", "key", "amount"
+    )
+    taken = dict(
+        Transfer.objects.filter(lookups.among(Transfer, "reverses_id", wanted))
+        .values("reverses_id")
+        .annotate(s=Sum("amount"))
+        .values_list("reverses_id", "s")
+    )
+    return {t.pk: (t, t.amount - taken.get(t.pk, ZERO)) for t in originals}
+
+
+def post_movements(movements, *, check=USABLE, **details):
+    """Move the points of many cards in a handful of statements; ``movements`` are
+    ``Movement``s, in the order they apply (a card may have more than one).
+
+    The rules of the single-card operations hold movement by movement, each refused alone:
+
+    - the card must exist and its status allow ``check`` (``CardUnavailable``);
+    - a key recorded before with the same content (amount, kind, card, accounts, transfer
+      reversed) is done already and written again by nothing; other content: ``KeyConflict``;
+    - a debit never takes a balance below zero (``InsufficientPoints``, nothing written);
+    - a credit repays the card's debt first (a ``key:repay`` leg, as ``credit_card``), unless
+      it gives back what a reversed debit took;
+    - a reversal never takes back more than is left of its transfer (``ReversalTooLarge``).
+
+    The system account is the programme's "issued" one. The cards' balances are locked
+    (``lock_balances``) before they are read, and the database's check constraints back
+    every sign. ``details`` are Transfer columns by attname shared by every movement
+    (``description``, ``created_by_id``). One transaction: everything or nothing.
+
+    Returns ``(done, failures)``: the movements done now or before, and
+    ``[(movement, error)]`` for the others.
+    """
+    movements = list(movements)
+    done, failures = [], []
+    if not movements:
+        return done, failures
+    Program = get_model("oscar_loyalty", "Program")
+    with transaction.atomic():
+        cards, refused = _load_many(list(dict.fromkeys(m.card_id for m in movements)), check)
+        if refused:
+            failures = [(m, refused[m.card_id]) for m in movements if m.card_id in refused]
+            movements = [m for m in movements if m.card_id in cards]
+        if not movements:
             return done, failures
         balances, debts = lock_balances([(pk, c.account_id) for pk, c in cards.items()])
-        keys = {pk: key_for(pk) for pk in cards}
         recorded = {
             key: content
             for key, *content in Transfer.objects.filter(
-                inserts.among(Transfer, "key", keys.values())
-            ).values_list("key", "amount", "kind", "card_id", "debit_id", "credit_id")
+                lookups.among(Transfer, "key", {m.key for m in movements})
+            ).values_list(
+                "key", "amount", "kind", "card_id", "debit_id", "credit_id", "reverses_id"
+            )
         }
-        programs = Program.objects.in_bulk({c.program_id for c in cards.values()})
-        legs, changes = [], {}
-        for pk, card in cards.items():
-            first = recorded.get(keys[pk])
-            if first is not None:
-                if first == [amount, kind, pk, *ends(card, programs[card.program_id])]:
-                    done.append(pk)
-                else:
-                    failures.append((pk, KeyConflict(keys[pk])))
-                continue
-            error = build(card, programs[card.program_id], keys[pk], balances, debts, legs, changes)
+        reversible = _reversible(movements)
+        programs = {c.program_id for c in cards.values()}
+        issued = {
+            pk: system_account(p, ISSUED).pk for pk, p in Program.objects.in_bulk(programs).items()
+        }
+        legs, deltas, amounts = [], {}, {}
+        for movement in movements:
+            error = _bulk_legs(
+                movement,
+                cards[movement.card_id],
+                issued,
+                (recorded, reversible, amounts),
+                balances,
+                debts,
+                legs,
+                deltas,
+            )
             if error is None:
-                done.append(pk)
+                done.append(movement)
             else:
-                failures.append((pk, error))
-        columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *details)
+                failures.append((movement, error))
+        columns = (*_LEG_COLUMNS, *details)
         extra = tuple(details.values())
-        inserts.insert(Transfer, columns, [(*leg, *extra) for leg in legs], keys=False)
-        _move_balances(changes)
+        _ledger_sql.insert(Transfer, columns, [(*leg, *extra) for leg in legs], keys=False)
+        _move_cached(deltas, kinds={pk: Account.DEBT for pk in debts.values()})
     return done, failures
 
 
-def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=USABLE, **details):
-    """Give each card of ``card_ids`` ``amount`` points, in a handful of statements.
-
-    The rules of ``credit_card`` hold card by card: blocked, closed and non-participating cards
-    are refused (``check`` as for ``credit_card``), a card's debt is repaid first, and
-    ``key_for(card_id)`` recorded before with the same content counts as done (other
-    content: ``KeyConflict``).
-    ``details`` are Transfer columns by attname (``description``, ``note``, ``created_by_id``).
-    Returns ``(done_ids, [(card_id, error)])``; nothing is written if a statement fails.
-    """
-    amount = to_amount(amount)
-    issued = {}
-
-    def ends(card, program):
-        if program.pk not in issued:
-            issued[program.pk] = system_account(program, ISSUED).pk
-        return issued[program.pk], card.account_id
-
-    def build(card, program, key, balances, debts, legs, changes):
-        legs.append((key, kind, *ends(card, program), amount, card.pk))
-        debt_id = debts.get(card.pk)
-        repay = min(-balances[debt_id], amount) if debt_id else ZERO
-        if repay > 0:
-            legs.append((f"{key}:repay", Transfer.REPAY, card.account_id, debt_id, repay, card.pk))
-            changes[debt_id] = (Account.DEBT, repay)
-        changes[card.account_id] = (Account.POINTS, amount - repay)
-        return None
-
-    return _many(card_ids, amount, key_for, kind, check, details, ends, build)
-
-
-def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, to=ISSUED, check=USABLE, **details):
-    """Take ``amount`` from each card of ``card_ids`` into system account ``to``.
-
-    A card without enough points is left untouched and reported as ``InsufficientPoints``; no
-    balance ever goes below zero. Returns ``(done_ids, failures)`` like ``credit_cards``.
-    """
-    amount = to_amount(amount)
-    targets = {}
-
-    def ends(card, program):
-        if program.pk not in targets:
-            targets[program.pk] = system_account(program, to).pk
-        return card.account_id, targets[program.pk]
-
-    def build(card, program, key, balances, debts, legs, changes):
-        available = balances[card.account_id]
-        if available < amount:
-            return InsufficientPoints(available, amount)
-        legs.append((key, kind, *ends(card, program), amount, card.pk))
-        changes[card.account_id] = (Account.POINTS, -amount)
-        return None
-
-    return _many(card_ids, amount, key_for, kind, check, details, ends, build)
-
-
-# --- many cards, each with its own amount (Excel import) -----------------------------------
-
-
-def open_card_accounts_many(program, openings, make_cards, kind, fields=(), **details):
-    """Accounts for many new cards, each points account opening with its amount, and the
-    transfers from the programme's "issued" account that explain those amounts.
-
-    ``openings`` are ``(key, amount, *extra)`` per card (an amount of zero records no
-    transfer; ``extra`` are values of the Transfer ``fields``, ``details`` are the same for
-    every transfer). ``make_cards(accounts)`` inserts the cards that own the accounts, given
-    their points account ids in order, and returns their ids. The balances are written
-    with the accounts rather than moved by an UPDATE after them; they and their transfers
-    commit together or not at all. Returns the card ids.
-    """
-    from oscar_loyalty import inserts
-
-    amounts = [to_amount(amount) if amount else ZERO for _key, amount, *_extra in openings]
-    with transaction.atomic():
-        issued = system_account(program, ISSUED).pk
-        points = inserts.insert(
-            Account,
-            ("balance",),
-            [(a,) for a in amounts],
-            program_id=program.pk,
-            kind=Account.POINTS,
+def _bulk_legs(movement, card, issued, known, balances, debts, legs, deltas):
+    """Add ``movement``'s legs and balance changes, or return why it is refused (``None``:
+    done, now or before). ``balances`` follow the movements already taken; ``known`` are
+    the keys recorded, the transfers reversible and the amounts checked so far."""
+    recorded, reversible, amounts = known
+    amount = amounts.get(movement.amount)
+    if amount is None:
+        try:
+            amount = to_amount(abs(movement.amount) if movement.amount else movement.amount)
+        except InvalidAmount as error:
+            return error
+        amounts[movement.amount] = amount
+    system, account = issued[card.program_id], card.account_id
+    debit, credit = (system, account) if movement.amount > 0 else (account, system)
+    content = [amount, movement.kind, card.pk, debit, credit, movement.reverses]
+    first = recorded.get(movement.key)
+    if first is not None:
+        return None if first == content else KeyConflict(movement.key)
+    if movement.reverses in reversible:
+        original, left = reversible[movement.reverses]
+        if amount > left:
+            return ReversalTooLarge(original, left)
+    label, note = movement.label_code, movement.note
+    change = amount
+    if movement.amount < 0:
+        if balances[account] < amount:
+            return InsufficientPoints(balances[account], amount)
+        change = -amount
+    if movement.reverses in reversible:  # what this call reverses counts for the next one
+        reversible[movement.reverses] = (original, left - amount)
+    legs.append(
+        (
+            movement.key,
+            movement.kind,
+            debit,
+            credit,
+            amount,
+            card.pk,
+            label,
+            note,
+            movement.reverses,
         )
-        card_ids = make_cards(points)
-        inserts.insert(
-            Transfer,
-            ("key", "credit_id", "amount", "card_id", *fields),
-            [
-                (key, account, amount, card, *extra)
-                for (key, _amount, *extra), amount, account, card in zip(
-                    openings, amounts, points, card_ids, strict=True
-                )
-                if amount
-            ],
-            keys=False,
-            kind=kind,
-            debit_id=issued,
-            **details,
-        )
-    return card_ids
-
-
-def post_many(legs, fields=(), **details):
-    """Record many single-leg transfers, each with its own amount, in a few statements.
-
-    ``legs`` are ``(key, kind, debit_account_id, credit_account_id, amount, card_id, *extra)``
-    where ``extra`` are values of the Transfer ``fields`` (e.g. description, note); ``details``
-    are the same for every leg (e.g. ``created_by_id``). The
-    caller has locked the card accounts involved (``lock_balances``) and checked every amount
-    against those balances; cached balances then move with one UPDATE per batch, and the
-    database's check constraints still refuse a balance on the wrong side of zero (rolling the
-    whole call back). Keys must be new: the caller leaves out the ones already recorded, and a
-    key recorded meanwhile raises ``IntegrityError``.
-    """
-    from oscar_loyalty import inserts
-
-    if not legs:
-        return
-    rows, deltas = [], {}
-    for key, kind, debit_id, credit_id, amount, card_id, *extra in legs:
-        amount = to_amount(amount)
-        if debit_id == credit_id:
-            raise InvalidAmount(f"{key}: a transfer needs two accounts")
-        rows.append((key, kind, debit_id, credit_id, amount, card_id, *extra))
-        deltas[debit_id] = deltas.get(debit_id, ZERO) - amount
-        deltas[credit_id] = deltas.get(credit_id, ZERO) + amount
-    columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *fields)
-    inserts.insert(Transfer, columns, rows, keys=False, **details)
-    kinds = dict(
-        Account.objects.filter(inserts.among(Account, "id", deltas)).values_list("pk", "kind")
     )
-    cached = [(pk, delta) for pk, delta in deltas.items() if delta and kinds[pk] != Account.SYSTEM]
-    _move_balances_each(cached)
+    debt_id = debts.get(card.pk)
+    if change > 0 and debt_id and not movement.reverses:
+        repay = min(-balances[debt_id], amount)
+        if repay > 0:
+            legs.append(
+                (
+                    f"{movement.key}:repay",
+                    Transfer.REPAY,
+                    account,
+                    debt_id,
+                    repay,
+                    card.pk,
+                    label,
+                    note,
+                    None,
+                )
+            )
+            balances[debt_id] += repay
+            deltas[debt_id] = deltas.get(debt_id, ZERO) + repay
+            change -= repay
+    balances[account] += change
+    deltas[account] = deltas.get(account, ZERO) + change
+    recorded[movement.key] = content
+    return None
+
+
+def credit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=USABLE, note="", **details):
+    """Give each card of ``card_ids`` ``amount`` points: ``post_movements`` of one amount.
+
+    ``key_for(card_id)`` gives each card's key. Returns ``(done card ids, [(card id,
+    error)])``.
+    """
+    return _same_amount(card_ids, to_amount(amount), key_for, kind, check, note, details)
+
+
+def debit_cards(card_ids, amount, key_for, kind=Transfer.BULK, check=USABLE, note="", **details):
+    """Take ``amount`` from each card of ``card_ids`` back into the programme's "issued"
+    account, never below zero; returns ``(done_ids, failures)`` like ``credit_cards``."""
+    return _same_amount(card_ids, -to_amount(amount), key_for, kind, check, note, details)
+
+
+def _same_amount(card_ids, amount, key_for, kind, check, note, details):
+    movements = [
+        Movement(pk, amount, key_for(pk), kind, note=note) for pk in dict.fromkeys(card_ids)
+    ]
+    done, failures = post_movements(movements, check=check, **details)
+    return [m.card_id for m in done], [(m.card_id, error) for m, error in failures]
+
+
+def _move_cached(deltas, kinds):
+    """Apply ``{account id: delta}`` to cached balances (``kinds``: the debt accounts among
+    them; the others are points accounts): one UPDATE per distinct delta when there are few
+    (a mass job), else one that joins every account to its own delta (an import)."""
+    changes = [(pk, delta) for pk, delta in deltas.items() if delta]
+    distinct = {delta for _pk, delta in changes}
+    if len(distinct) <= _FEW_DELTAS:
+        _move_balances({pk: (kinds.get(pk, Account.POINTS), delta) for pk, delta in changes})
+    else:
+        _move_balances_each(changes)
+
+
+# Up to this many distinct deltas, one conditional UPDATE each beats the joined UPDATE.
+_FEW_DELTAS = 4
+
+
+def _move_balances(changes):
+    """Apply ``{account_id: (kind, delta)}`` with one conditional UPDATE per distinct delta.
+
+    Rows are locked by the caller; the conditions still guard the sign of every balance.
+    """
+    groups = {}
+    for pk, (kind, delta) in changes.items():
+        if delta:
+            groups.setdefault((kind, delta), []).append(pk)
+    for (kind, delta), ids in groups.items():
+        rows = Account.objects.filter(lookups.among(Account, "id", ids))
+        if delta < 0 and kind == Account.POINTS:
+            rows = rows.filter(balance__gte=-delta)
+        elif delta > 0 and kind == Account.DEBT:
+            rows = rows.filter(balance__lte=-delta)
+        # ROUND as in ``_move_balance``: exact on PostgreSQL, no float drift on SQLite.
+        if rows.update(balance=Round(F("balance") + delta, 2)) != len(ids):
+            raise InsufficientPoints(ZERO, abs(delta))
 
 
 def _move_balances_each(deltas, batch=300):
-    """Add a different delta to each cached balance: ``UPDATE ... SET balance = balance + CASE``."""
-    from django.db import connections, router
+    """Add a different delta to each cached balance: ``UPDATE ... SET balance = balance + CASE``.
 
-    from oscar_loyalty.inserts import array_literal, bulk_cursor
-
+    Rows are locked and their signs checked by the caller; the check constraints back them.
+    """
     connection = connections[router.db_for_write(Account)]
     quote = connection.ops.quote_name
     table, pk = quote(Account._meta.db_table), quote(Account._meta.pk.column)
     column = quote(Account._meta.get_field("balance").column)
-    with bulk_cursor(connection) as cursor:
+    with lookups.bulk_cursor(connection) as cursor:
         if connection.vendor == "postgresql":  # one join with two arrays, however many rows
-            ids = array_literal(d[0] for d in deltas)
-            amounts = array_literal(d[1] for d in deltas)
+            ids = lookups.array_literal(d[0] for d in deltas)
+            amounts = lookups.array_literal(d[1] for d in deltas)
             cursor.execute(
                 f"UPDATE {table} SET {column} = {column} + v.delta "
                 f"FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, delta) "
@@ -913,3 +996,81 @@ def _move_balances_each(deltas, batch=300):
             )
             if cursor.rowcount != len(part):
                 raise IntegrityError("an account to move was not found")
+
+
+def _post_legs(legs, fields=(), **details):
+    """Record ready-made single-leg transfers (tests and benchmarks that build a long
+    history fast); the callers of the package use ``post_movements``.
+
+    ``legs`` are ``(key, kind, debit_account_id, credit_account_id, amount, card_id, *extra)``
+    with ``extra`` the values of the Transfer ``fields``. Keys must be new and balances
+    allow the moves: nothing here checks them but the database's constraints.
+    """
+    if not legs:
+        return
+    rows, deltas = [], {}
+    for key, kind, debit_id, credit_id, amount, card_id, *extra in legs:
+        amount = to_amount(amount)
+        if debit_id == credit_id:
+            raise InvalidAmount(f"{key}: a transfer needs two accounts")
+        rows.append((key, kind, debit_id, credit_id, amount, card_id, *extra))
+        deltas[debit_id] = deltas.get(debit_id, ZERO) - amount
+        deltas[credit_id] = deltas.get(credit_id, ZERO) + amount
+    columns = ("key", "kind", "debit_id", "credit_id", "amount", "card_id", *fields)
+    _ledger_sql.insert(Transfer, columns, rows, keys=False, **details)
+    kinds = dict(
+        Account.objects.filter(lookups.among(Account, "id", deltas)).values_list("pk", "kind")
+    )
+    cached = [(pk, delta) for pk, delta in deltas.items() if delta and kinds[pk] != Account.SYSTEM]
+    _move_balances_each(cached)
+
+
+# --- new cards with opening balances (the card import) --------------------------------------
+
+
+def open_card_accounts_many(program, openings, card_columns, card_rows, card_values, **details):
+    """Many new cards of ``program``, each with its points account opening with an amount,
+    and the transfers from the programme's "issued" account that explain those amounts.
+
+    ``openings`` are one ``Movement`` per card (``card_id`` unused, the amount zero or
+    positive: zero records no transfer). ``card_rows`` are tuples of the Card ``card_columns``
+    (attnames), ``card_values`` a dict of the Card columns every card shares; the ledger adds
+    each card's programme and ``account_id``. ``details`` are Transfer columns every
+    transfer shares (``created_by_id``). The balances are written with the accounts rather
+    than moved by an UPDATE after them; cards, accounts and transfers commit together or not
+    at all.
+    Returns the new cards' ids, in order.
+    """
+    Card = get_model("oscar_loyalty", "Card")
+    amounts = [to_amount(m.amount) if m.amount else ZERO for m in openings]
+    with transaction.atomic():
+        issued = system_account(program, ISSUED).pk
+        points = _ledger_sql.insert(
+            Account,
+            ("balance",),
+            [(a,) for a in amounts],
+            program_id=program.pk,
+            kind=Account.POINTS,
+        )
+        card_ids = _ledger_sql.insert(
+            Card,
+            (*card_columns, "account_id"),
+            [(*row, account) for row, account in zip(card_rows, points, strict=True)],
+            program_id=program.pk,
+            **card_values,
+        )
+        _ledger_sql.insert(
+            Transfer,
+            ("key", "kind", "credit_id", "amount", "card_id", "label_code", "note"),
+            [
+                (m.key, m.kind, account, amount, card, m.label_code, m.note)
+                for m, amount, account, card in zip(
+                    openings, amounts, points, card_ids, strict=True
+                )
+                if amount
+            ],
+            keys=False,
+            debit_id=issued,
+            **details,
+        )
+    return card_ids

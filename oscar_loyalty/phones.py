@@ -171,6 +171,12 @@ class Reader:
         return normalise(text, self.region)
 
 
+def e164(canonical):
+    """A canonical phone as Oscar's phone fields store it (E.164: "+" and the digits), to
+    find it on customers' accounts, addresses and orders."""
+    return "+" + canonical
+
+
 def display(canonical):
     """A readable form of a canonical phone: +7 912 345-67-89."""
     if not canonical:

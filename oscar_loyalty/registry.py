@@ -9,7 +9,7 @@ imported only by the export that needs it.
 
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, jobs, reports
+from oscar_loyalty import jobs, mass_jobs, reports
 from oscar_loyalty.card_import import handlers, undo
 from oscar_loyalty.loading import get_class
 
@@ -26,8 +26,8 @@ def _loaded_when_called(module_label, name):
 def register():
     jobs.HANDLERS.update(
         {
-            bulk.ACCRUAL: bulk.mass_accrual,
-            bulk.DEBIT: bulk.mass_debit,
+            mass_jobs.ACCRUAL: mass_jobs.mass_accrual,
+            mass_jobs.DEBIT: mass_jobs.mass_debit,
             Job.IMPORT: handlers.run_rows,
             Job.EXPORT: reports.run_card_export,
             Job.REPORT: reports.run_report_export,
@@ -36,7 +36,7 @@ def register():
     jobs.FINISHERS.update({Job.IMPORT: undo.mark_undone})
     reports.SOURCES.update(
         {
-            Job.EXPORT: _loaded_when_called("dashboard.excel_views", "card_source"),
-            Job.REPORT: _loaded_when_called("dashboard.excel_views", "report_source"),
+            Job.EXPORT: _loaded_when_called("dashboard.excel.views", "card_source"),
+            Job.REPORT: _loaded_when_called("dashboard.excel.views", "report_source"),
         }
     )

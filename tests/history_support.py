@@ -69,5 +69,5 @@ def grow(card, count, start=0):
             (f"order:{number}:hold", Transfer.HOLD, account, held, "1.00", card.pk, number),
             (f"order:{number}:capture", Transfer.CAPTURE, held, redeemed, "1.00", card.pk, number),
         ]
-    ledger.post_many(legs, fields=("order_number",))
+    ledger._post_legs(legs, fields=("order_number",))
     return numbers

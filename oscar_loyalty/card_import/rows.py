@@ -13,7 +13,7 @@ from django.db import connections, router
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
-from oscar_loyalty import cards, conf, inserts, ledger, phones
+from oscar_loyalty import cards, conf, ledger, lookups, phones
 from oscar_loyalty.card_import.cells import (
     BALANCE,
     NUMBER,
@@ -24,7 +24,7 @@ from oscar_loyalty.card_import.cells import (
 )
 from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
 from oscar_loyalty.formats import format_points
-from oscar_loyalty.inserts import among
+from oscar_loyalty.lookups import among
 
 Card = get_model("oscar_loyalty", "Card")
 
@@ -149,19 +149,6 @@ def _card_info(values):
     return CardInfo(*rest, balance, -debt_balance if debt_balance else ZERO)
 
 
-def _refusal(card):
-    """``Card.refusal`` for a ``CardInfo`` (same messages)."""
-    if card.status == Card.BLOCKED:
-        return _("The card %(number)s is blocked.") % {"number": card.number}
-    if card.status == Card.CLOSED:
-        return _("The card %(number)s is closed.") % {"number": card.number}
-    if not card.participates:
-        return _("The card %(number)s does not take part in the programme.") % {
-            "number": card.number
-        }
-    return None
-
-
 def _customers_by_phone(phone_list):
     """``{phone: user id}`` for phones that belong to exactly one customer: the user model's
     phone field (``OSCAR_LOYALTY_USER_PHONE_FIELD``) or the phone of a saved address."""
@@ -169,7 +156,7 @@ def _customers_by_phone(phone_list):
     User = get_user_model()
     name = conf.user_phone_field
     if phone_list and name and any(f.name == name for f in User._meta.concrete_fields):
-        variants = {v: p for p in phone_list for v in (p, "+" + p)}
+        variants = {v: p for p in phone_list for v in (p, phones.e164(p))}
         for value, user_id in User.objects.filter(**{f"{name}__in": list(variants)}).values_list(
             name, "pk"
         ):
@@ -188,12 +175,12 @@ def _customers_by_phone(phone_list):
         select = f"SELECT {column}, {user} FROM {table} WHERE {column}"
         postgresql = connection.vendor == "postgresql"
         step = len(phone_list) if postgresql else 500  # one array, or a few placeholders
-        with inserts.bulk_cursor(connection) as cursor:
+        with lookups.bulk_cursor(connection) as cursor:
             for start in range(0, len(phone_list), step):
-                part = ["+" + p for p in phone_list[start : start + step]]
+                part = [phones.e164(p) for p in phone_list[start : start + step]]
                 if postgresql:
                     cursor.execute(
-                        f"{select} IN (SELECT unnest(%s::text[]))", [inserts.array_literal(part)]
+                        f"{select} IN (SELECT unnest(%s::text[]))", [lookups.array_literal(part)]
                     )
                 else:
                     cursor.execute(f"{select} IN ({', '.join(['%s'] * len(part))})", part)
@@ -329,7 +316,7 @@ def classify(row, known, seen_cards=None):
     if not row.diff:
         row.action = SAME
         return row
-    refusal = _refusal(card)
+    refusal = Card.refusal_of(card.number, card.status, card.participates)
     if refusal:
         return _fail(row, NUMBER if row.number else PHONE, refusal)
     row.action = SET if row.balance else TOPPED

@@ -7,12 +7,12 @@ from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
 from oscar_loyalty import descriptions, jobs, ledger
-from oscar_loyalty.card_import.apply import _prepare_chunk_transaction, row_key
+from oscar_loyalty.card_import.apply import row_key
 from oscar_loyalty.card_import.drafts import is_undo, iter_items
 from oscar_loyalty.card_import.rows import ZERO
-from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.exceptions import InsufficientPoints, LoyaltyError
 from oscar_loyalty.formats import format_points
-from oscar_loyalty.inserts import among
+from oscar_loyalty.lookups import among
 
 Account = get_model("oscar_loyalty", "Account")
 Job = get_model("oscar_loyalty", "Job")
@@ -114,76 +114,63 @@ def _undo_rows(job, numbers):
     """Reverse the transfers of rows ``numbers`` of the import ``job`` undoes.
 
     The usual rows (the card still holds the imported points, or the import took points) are
-    reversed in a few statements; a credit that partly repaid a debt goes through the
-    ledger's take-back, which records that debt again; a card that spent the points is
-    refused. It counts the rows it reversed; rows with nothing to reverse (unchanged,
-    skipped by the import, or reversed by an earlier undo) are neither reversed nor refused.
+    reversed by the ledger in a few statements; a row it refuses for want of points (the
+    card spent them, or some of them repaid a debt) goes row by row: a card that spent the
+    points is refused, a credit that repaid a debt goes through the ledger's take-back,
+    which records that debt again. It counts the rows it reversed; rows with nothing to
+    reverse (unchanged, skipped by the import, or reversed by an earlier undo) are neither
+    reversed nor refused.
     """
-    _prepare_chunk_transaction()
-    original = Job.objects.get(pk=job.params["undo_of"])
-    todo = _not_undone(original, numbers)
-    balances, _debts = ledger.lock_balances(
-        list({(t.card_id, t.card.account_id) for t, _r in todo.values()})
-    )
-    note = _("Undo of import #%(job)s, row %(row)s")
-    legs, slow, failures = [], [], []
-    for n, (transfer, repaid) in todo.items():
-        account = transfer.card.account_id
-        spent = _spent_since(transfer, repaid, balances[account])
-        if spent:
-            failures.append({"item": n, "reason": _refused(transfer, spent)})
-            continue
-        if transfer.credit_id == account:  # the import gave points: they go back
-            if transfer.amount > balances[account]:
-                slow.append(n)  # some of them repaid a debt
-                continue
-            balances[account] -= transfer.amount
-        else:  # the import took points: they come back
-            balances[account] += transfer.amount
-        legs.append(
-            (
+    with ledger.bulk_transaction():
+        original = Job.objects.get(pk=job.params["undo_of"])
+        todo = _not_undone(original, numbers)
+        note = _("Undo of import #%(job)s, row %(row)s")
+        movements = {
+            ledger.Movement(
+                transfer.card_id,
+                # the import gave points: they go back; it took points: they come back
+                -transfer.amount
+                if transfer.credit_id == transfer.card.account_id
+                else transfer.amount,
                 f"{transfer.key}:undo",
                 Transfer.REVERSE,
-                transfer.credit_id,
-                transfer.debit_id,
-                transfer.amount,
-                transfer.card_id,
-                note % {"job": original.pk, "row": n},
-                transfer.pk,
-            )
-        )
-    try:
-        with transaction.atomic():
-            ledger.post_many(
-                legs,
-                fields=("note", "reverses_id"),
                 label_code=descriptions.IMPORT_UNDO,
-                created_by_id=job.created_by_id,
-            )
-        reversed_rows = len(legs)
-    except IntegrityError:  # reversed meanwhile by someone else: row by row, each replays
-        slow, failures, reversed_rows = list(todo), [], 0
-    for n in slow:
+                note=note % {"job": original.pk, "row": n},
+                reverses=transfer.pk,
+            ): n
+            for n, (transfer, _repaid) in todo.items()
+        }
+        slow, failures = [], []
         try:
             with transaction.atomic():
-                _undo_one(job, original, n, *todo[n])
-            reversed_rows += 1
-        except (LoyaltyError, IntegrityError) as exc:
-            failures.append({"item": n, "reason": str(exc)})
-    return reversed_rows, failures
+                done, refused = ledger.post_movements(
+                    movements, check=None, created_by_id=job.created_by_id
+                )
+            reversed_rows = len(done)
+            for movement, error in refused:
+                if isinstance(error, InsufficientPoints):
+                    slow.append(movements[movement])
+                else:
+                    failures.append({"item": movements[movement], "reason": str(error)})
+        except IntegrityError:  # reversed meanwhile by someone else: row by row, each replays
+            slow, failures, reversed_rows = list(todo), [], 0
+        for n in sorted(slow):
+            try:
+                with transaction.atomic():
+                    _undo_one(job, original, n, *todo[n])
+                reversed_rows += 1
+            except (LoyaltyError, IntegrityError) as exc:
+                failures.append({"item": n, "reason": str(exc)})
+        return reversed_rows, failures
 
 
 def _undo_one(job, original, n, transfer, repaid):
     """Reverse one row with the ledger's own operations (the careful, slower path)."""
     card = transfer.card
     key = f"{transfer.key}:undo"
-    balance = (
-        Account.objects.select_for_update()
-        .values_list("balance", flat=True)
-        .get(pk=card.account_id)
-    )
-    done = Transfer.objects.filter(key=key).exists()
-    spent = ZERO if done else _spent_since(transfer, repaid, balance)
+    balances, _debts = ledger.lock_balances([(card.pk, card.account_id)])
+    done = ledger.recorded([key])
+    spent = ZERO if done else _spent_since(transfer, repaid, balances[card.account_id])
     if spent:
         raise LoyaltyError(_refused(transfer, spent))
     ledger.reverse(

@@ -15,8 +15,8 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
     """Manager screens of the loyalty programme, mounted at e.g. ``dashboard/loyalty/``.
 
     Every view needs its model permissions (see ``permissions_map``); a staff user without
-    them gets 403. To add screens, load the view in ``ready()``, add its ``path`` to
-    ``get_urls()`` (names start with ``loyalty-``) and its permissions here.
+    them gets 403. To add screens, name the view in its area's ``area_views``, add its ``path``
+    to ``get_urls()`` (names start with ``loyalty-``) and its permissions here.
     """
 
     label = "oscar_loyalty_dashboard"
@@ -79,44 +79,61 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
             if not check_permissions(user, self.get_permissions(screen))
         ]
 
+    # Each screen area is a subpackage with its own views, forms and tables, loaded with
+    # ``get_class`` (a fork overrides one class in ``<fork>.dashboard.<area>.<module>``).
+    # They are not apps of their own, so a shop installs this one config only.
+    area_views = {
+        "programs": {
+            "program_list_view": "ProgramListView",
+            "program_create_view": "ProgramCreateView",
+            "program_update_view": "ProgramUpdateView",
+            "grade_create_view": "GradeCreateView",
+            "grade_update_view": "GradeUpdateView",
+            "grade_delete_view": "GradeDeleteView",
+        },
+        "cards": {
+            "card_list_view": "CardListView",
+            "card_create_view": "CardIssueView",
+            "card_detail_view": "CardDetailView",
+            "card_phone_view": "CardPhoneView",
+            "card_replace_view": "CardReplaceView",
+            "card_grade_view": "CardGradeView",
+            "card_status_view": "CardStatusView",
+            "card_adjust_view": "CardAdjustView",
+            "card_categories_view": "CategoryBulkView",
+            "mass_accrual_view": "MassJobView",
+            "mass_debit_view": "MassDebitView",
+        },
+        "categories": {
+            "category_list_view": "CategoryListView",
+            "category_create_view": "CategoryCreateView",
+            "category_update_view": "CategoryUpdateView",
+            "category_delete_view": "CategoryDeleteView",
+            "customer_categories_view": "CustomerCategoryView",
+        },
+        "jobs": {
+            "job_list_view": "JobListView",
+            "job_detail_view": "JobDetailView",
+            "job_progress_view": "JobProgressView",
+            "job_resume_view": "JobResumeView",
+        },
+        "excel": {
+            "import_view": "ImportView",
+            "import_preview_view": "ImportPreviewView",
+            "import_job_view": "ImportJobView",
+            "import_errors_view": "ImportErrorsView",
+            "import_undo_view": "ImportUndoView",
+            "card_export_view": "CardExportView",
+            "report_view": "ReportView",
+            "report_export_view": "ReportExportView",
+            "export_download_view": "ExportDownloadView",
+        },
+    }
+
     def ready(self):
-        views = "dashboard.views"
-        self.program_list_view = get_class(views, "ProgramListView")
-        self.program_create_view = get_class(views, "ProgramCreateView")
-        self.program_update_view = get_class(views, "ProgramUpdateView")
-        self.grade_create_view = get_class(views, "GradeCreateView")
-        self.grade_update_view = get_class(views, "GradeUpdateView")
-        self.grade_delete_view = get_class(views, "GradeDeleteView")
-        self.card_list_view = get_class(views, "CardListView")
-        self.card_create_view = get_class(views, "CardIssueView")
-        self.card_detail_view = get_class(views, "CardDetailView")
-        self.card_phone_view = get_class(views, "CardPhoneView")
-        self.card_replace_view = get_class(views, "CardReplaceView")
-        self.card_grade_view = get_class(views, "CardGradeView")
-        self.card_status_view = get_class(views, "CardStatusView")
-        self.card_adjust_view = get_class(views, "CardAdjustView")
-        self.card_categories_view = get_class(views, "CategoryBulkView")
-        self.mass_accrual_view = get_class(views, "MassJobView")
-        self.mass_debit_view = get_class(views, "MassDebitView")
-        self.category_list_view = get_class(views, "CategoryListView")
-        self.category_create_view = get_class(views, "CategoryCreateView")
-        self.category_update_view = get_class(views, "CategoryUpdateView")
-        self.category_delete_view = get_class(views, "CategoryDeleteView")
-        self.customer_categories_view = get_class(views, "CustomerCategoryView")
-        self.job_list_view = get_class(views, "JobListView")
-        self.job_detail_view = get_class(views, "JobDetailView")
-        self.job_progress_view = get_class(views, "JobProgressView")
-        self.job_resume_view = get_class(views, "JobResumeView")
-        excel_views = "dashboard.excel_views"
-        self.import_view = get_class(excel_views, "ImportView")
-        self.import_preview_view = get_class(excel_views, "ImportPreviewView")
-        self.import_job_view = get_class(excel_views, "ImportJobView")
-        self.import_errors_view = get_class(excel_views, "ImportErrorsView")
-        self.import_undo_view = get_class(excel_views, "ImportUndoView")
-        self.card_export_view = get_class(excel_views, "CardExportView")
-        self.report_view = get_class(excel_views, "ReportView")
-        self.report_export_view = get_class(excel_views, "ReportExportView")
-        self.export_download_view = get_class(excel_views, "ExportDownloadView")
+        for area, views in self.area_views.items():
+            for attribute, classname in views.items():
+                setattr(self, attribute, get_class(f"dashboard.{area}.views", classname))
 
     def get_urls(self):
         urls = [

@@ -183,10 +183,10 @@ def test_points_dated_later_are_pending_until_the_day(
 
 
 def test_progress_endpoint_and_resume(manager_client, shoppers, django_capture_on_commit_callbacks):
-    from oscar_loyalty import bulk
+    from oscar_loyalty import mass_jobs
 
-    job = bulk.create(
-        bulk.ACCRUAL,
+    job = mass_jobs.create(
+        mass_jobs.ACCRUAL,
         type(shoppers[500]).objects.all(),
         amount="1",
         description="x",

@@ -16,7 +16,7 @@ from django.utils import translation
 from oscar.core.loading import get_model
 
 import oscar_loyalty.migrations
-from oscar_loyalty import bulk, cards, earning, excel, jobs, ledger, paying, reports
+from oscar_loyalty import cards, earning, excel, jobs, ledger, mass_jobs, paying, reports
 from oscar_loyalty.card_import import drafts
 from oscar_loyalty.card_import import undo as undoing
 from tests import factories
@@ -108,8 +108,11 @@ def test_a_manual_adjustment_keeps_the_text_as_typed(card):
 
 
 def test_a_mass_accrual_keeps_its_description_as_typed(card):
-    job = bulk.create(
-        bulk.ACCRUAL, cards.Card.objects.filter(pk=card.pk), amount="10", description="Spring gift"
+    job = mass_jobs.create(
+        mass_jobs.ACCRUAL,
+        cards.Card.objects.filter(pk=card.pk),
+        amount="10",
+        description="Spring gift",
     )
     for chunk_id in jobs.pending_chunks(job):
         jobs.run_chunk(chunk_id)

@@ -129,7 +129,7 @@ def test_a_spend_during_the_import_never_takes_a_card_below_zero(program):
 
 
 def test_array_lookups_find_what_in_lists_find(program):
-    from oscar_loyalty.inserts import among
+    from oscar_loyalty.lookups import among
 
     made = [cards.issue_card(program, phone=f"7912345670{n}") for n in range(5)]
     phones = [c.phone for c in made[:3]] + ["70000000000"]

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, close_old_connections, connection
 from oscar.core.loading import get_model
 
-from oscar_loyalty import audit, bulk, jobs, ledger
+from oscar_loyalty import audit, jobs, ledger, mass_jobs
 from oscar_loyalty.exceptions import InsufficientPoints, KeyConflict
 from tests import factories
 
@@ -28,12 +28,12 @@ def many(program):
 
 def accrual_job(cards, amount="25", chunk_size=5, **params):
     ids = Card.objects.filter(pk__in=[c.pk for c in cards])
-    job = bulk.create(bulk.ACCRUAL, ids, amount=amount, description="Gift", **params)
+    job = mass_jobs.create(mass_jobs.ACCRUAL, ids, amount=amount, description="Gift", **params)
     if chunk_size:  # re-chunk small, so that a job has several chunks
         items = list(ids.order_by("pk").values_list("pk", flat=True))
         job.delete()
         job = jobs.create(
-            bulk.ACCRUAL,
+            mass_jobs.ACCRUAL,
             items,
             params={"amount": amount, "description": "Gift", "available_at": None},
             chunk_size=chunk_size,
@@ -98,13 +98,13 @@ def test_a_chunk_that_dies_half_way_leaves_nothing_and_is_finished_on_resume(man
 
 def test_a_second_job_is_a_second_gift_but_a_rerun_is_not(many):
     first = run_all(accrual_job(many, chunk_size=None))
-    again = bulk.create(bulk.ACCRUAL, Card.objects.all(), amount="25", description="Gift")
+    again = mass_jobs.create(mass_jobs.ACCRUAL, Card.objects.all(), amount="25", description="Gift")
     assert again.pk != first.pk  # no token: a new job on purpose
-    token_job = bulk.create(
-        bulk.ACCRUAL, Card.objects.all(), amount="1", description="x", token="form-1"
+    token_job = mass_jobs.create(
+        mass_jobs.ACCRUAL, Card.objects.all(), amount="1", description="x", token="form-1"
     )
-    same = bulk.create(
-        bulk.ACCRUAL, Card.objects.all(), amount="1", description="x", token="form-1"
+    same = mass_jobs.create(
+        mass_jobs.ACCRUAL, Card.objects.all(), amount="1", description="x", token="form-1"
     )
     assert same.pk == token_job.pk
 
@@ -173,7 +173,9 @@ def test_mass_debit_and_a_checkout_spend_race_for_the_last_points(program):
     """Both want the card's 100 points at once: exactly one gets them."""
     card = factories.make_card(program, phone="+79160000004")
     ledger.credit_card(card, D("100"), "setup", kind=Transfer.ADJUST)
-    job = bulk.create(bulk.DEBIT, Card.objects.filter(pk=card.pk), amount="100", description="x")
+    job = mass_jobs.create(
+        mass_jobs.DEBIT, Card.objects.filter(pk=card.pk), amount="100", description="x"
+    )
     barrier = threading.Barrier(2)
     results = {}
 

@@ -18,7 +18,7 @@ import pytest
 from django.core.management import call_command
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, jobs, ledger, tasks
+from oscar_loyalty import jobs, ledger, mass_jobs, tasks
 from tests import factories
 from tests.conftest import redis_broker_url
 from tests.integration.test_tasks_worker import (
@@ -126,15 +126,15 @@ def test_killed_worker_then_resume_credits_every_card_exactly_once(program, tmp_
     made = make_cards(program, CARDS)
     blocked = made[5]
     Card.objects.filter(pk=blocked.pk).update(status=Card.BLOCKED)
-    job = bulk.create(
-        bulk.ACCRUAL, Card.objects.all(), amount="7.50", description="Anniversary", by=None
+    job = mass_jobs.create(
+        mass_jobs.ACCRUAL, Card.objects.all(), amount="7.50", description="Anniversary", by=None
     )
     # Small chunks, so that the job is still running when the worker is killed.
     items = list(Card.objects.order_by("pk").values_list("pk", flat=True))
     job.chunks.all().delete()
     job.delete()
     job = jobs.create(
-        bulk.ACCRUAL,
+        mass_jobs.ACCRUAL,
         items,
         params={"amount": "7.50", "description": "Anniversary", "available_at": None},
         chunk_size=CHUNK,

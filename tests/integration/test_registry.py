@@ -30,12 +30,12 @@ from django.core.management import call_command
 
 call_command("migrate", verbosity=0)
 
-from oscar_loyalty import bulk, jobs, reports
+from oscar_loyalty import jobs, mass_jobs, reports
 from oscar_loyalty.models import Card, Job
 from tests import factories
 
 card = factories.make_card(factories.make_program(), phone="+79120000001")
-accrual = bulk.create(bulk.ACCRUAL, Card.objects.all(), amount="25", description="Gift")
+accrual = mass_jobs.create(mass_jobs.ACCRUAL, Card.objects.all(), amount="25", description="Gift")
 export = reports.start_export(Job.EXPORT, "csv", "")
 for job in (accrual, export):
     for chunk_id in jobs.pending_chunks(job):

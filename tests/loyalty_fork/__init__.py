@@ -1,1 +1,2 @@
-"""A shop's fork of oscar_loyalty that overrides only its policies (fixture ``forked_loyalty``)."""
+"""A shop's fork of oscar_loyalty that overrides its policies and the card list's table
+(fixture ``forked_loyalty``)."""

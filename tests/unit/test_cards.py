@@ -40,12 +40,31 @@ D = Decimal
 @pytest.mark.parametrize("length", [6, 8, 13, 16])
 def test_a_generated_number_has_the_programmes_length_and_a_valid_check_digit(length):
     program = make_program(card_number_length=length)
-    numbers = {cards.generate_number(program) for _ in range(50)}
+    numbers = {cards.new_numbers(program, 1)[0] for _ in range(50)}
     for number in numbers:
         assert len(number) == length
         assert number.isdigit() and number[0] != "0"
         assert cards.clean_number(number) == number
     assert len(numbers) > 40  # random, not a sequence a customer could guess
+
+
+@pytest.mark.django_db
+def test_a_new_number_is_never_one_a_card_has_or_the_caller_is_giving_out(monkeypatch):
+    program = make_program(card_number_length=6)  # bodies 10000-99999: 11 random bytes each
+    taken = "12345" + cards.check_digit("12345")
+    cards.issue_card(program, phone="79123456789", number=taken)
+    draws = iter(
+        [
+            # the card's number, one the caller gives out, and a free one
+            b"".join((body - 10000).to_bytes(11, "big") for body in (12345, 23456, 34567)),
+            (45678 - 10000).to_bytes(11, "big") + (56789 - 10000).to_bytes(11, "big"),
+        ]
+    )
+    monkeypatch.setattr(cards.secrets, "token_bytes", lambda size: next(draws))
+    numbers = cards.new_numbers(program, 3, taken={"23456" + cards.check_digit("23456")})
+    assert sorted(numbers) == [
+        body + cards.check_digit(body) for body in ("34567", "45678", "56789")
+    ]
 
 
 def test_a_number_with_any_single_digit_mistyped_is_refused():

@@ -14,6 +14,7 @@ from oscar_loyalty.exceptions import (
     InsufficientPoints,
     InvalidAmount,
     KeyConflict,
+    ReversalTooLarge,
 )
 from tests.factories import make_card, make_customer, make_program, refreshed
 
@@ -688,3 +689,85 @@ def test_a_mass_credit_key_recorded_as_a_debit_is_a_conflict(card):
     assert done == []
     assert [(pk, type(error)) for pk, error in failures] == [(card.pk, KeyConflict)]
     assert refreshed(card).balance == D("40.00")
+
+
+# --- one bulk operation: post_movements ------------------------------------------------------
+
+
+def test_bulk_movements_replay_by_content_and_refuse_other_content_per_movement(card, program):
+    other = make_card(program, user=make_customer())
+    first = [
+        ledger.Movement(card.pk, D("10"), "bulk:1", Transfer.IMPORT),
+        ledger.Movement(other.pk, D("5"), "bulk:2", Transfer.IMPORT),
+    ]
+    done, failures = ledger.post_movements(first)
+    assert (done, failures) == (first, [])
+
+    again = [first[0], ledger.Movement(other.pk, D("6"), "bulk:2", Transfer.IMPORT)]
+    done, failures = ledger.post_movements(again)
+
+    assert done == [first[0]]  # the same content: done before, written again by nothing
+    assert [(m.key, type(error)) for m, error in failures] == [("bulk:2", KeyConflict)]
+    assert (refreshed(card).balance, refreshed(other).balance) == (D("10.00"), D("5.00"))
+    assert Transfer.objects.filter(key__startswith="bulk:").count() == 2
+    assert audit() == []
+
+
+def test_a_bulk_debit_beyond_the_balance_is_refused_alone_with_nothing_half_applied(card):
+    earn(card, "30")
+    movements = [
+        ledger.Movement(card.pk, D("-20"), "take:1", Transfer.IMPORT),
+        ledger.Movement(card.pk, D("-20"), "take:2", Transfer.IMPORT),  # only 10 left now
+        ledger.Movement(card.pk, D("-10"), "take:3", Transfer.IMPORT),
+    ]
+    done, failures = ledger.post_movements(movements)
+
+    assert [m.key for m in done] == ["take:1", "take:3"]
+    ((refused, error),) = failures
+    assert refused.key == "take:2" and isinstance(error, InsufficientPoints)
+    assert refreshed(card).balance == D("0.00")
+    assert not Transfer.objects.filter(key="take:2").exists()
+    assert audit() == []
+
+
+def test_a_bulk_reversal_never_takes_back_more_than_is_left_of_its_transfer(card):
+    original = earn(card, "50")
+    ledger.reverse(original, "earn-1:rev", amount="20")  # 30 left to reverse
+    too_much = ledger.Movement(
+        card.pk, D("-31"), "earn-1:undo", Transfer.REVERSE, reverses=original.pk
+    )
+    done, failures = ledger.post_movements([too_much], check=None)
+    assert done == [] and isinstance(failures[0][1], ReversalTooLarge)
+    assert refreshed(card).balance == D("30.00")
+
+    rest = too_much._replace(amount=D("-30"))
+    again = rest._replace(key="earn-1:undo2")  # the cap counts what this call reversed too
+    done, failures = ledger.post_movements([rest, again], check=None)
+    assert done == [rest] and isinstance(failures[0][1], ReversalTooLarge)
+    assert refreshed(card).balance == D("0.00")
+    assert audit() == []
+
+
+def test_a_bulk_credit_repays_the_cards_debt_first(card):
+    ledger.take_back(card, "30", "refund-1")  # nothing to take: 30 owed
+    movement = ledger.Movement(card.pk, D("100"), "bulk:gift", Transfer.BULK, note="Gift")
+
+    done, failures = ledger.post_movements([movement])
+
+    card = refreshed(card)
+    assert (done, failures) == ([movement], [])
+    assert (card.balance, card.debt) == (D("70.00"), D("0.00"))
+    repay = Transfer.objects.get(key="bulk:gift:repay")
+    assert (repay.kind, repay.amount, repay.note) == (Transfer.REPAY, D("30.00"), "Gift")
+    assert ledger.post_movements([movement]) == ([movement], [])  # a replay repays nothing more
+    assert refreshed(card).balance == D("70.00")
+    assert audit() == []
+
+
+def test_bulk_movements_of_an_unusable_card_are_refused_with_the_reason(card):
+    cards.block(card)
+    movement = ledger.Movement(card.pk, D("10"), "bulk:blocked", Transfer.BULK)
+    done, failures = ledger.post_movements([movement])
+    assert done == [] and isinstance(failures[0][1], CardUnavailable)
+    assert "is blocked" in str(failures[0][1])
+    assert refreshed(card).balance == D("0.00")

@@ -1,244 +1,66 @@
-"""Views of the loyalty dashboard: programmes and grades, cards, categories, mass jobs.
+"""Views of the cards: the list, issue, a card's page and actions, and what the list's filter
+or ticked cards apply to (categories, mass accrual and debit).
 
 Views stay thin: forms validate and call the services (cards, grades, ledger, categories,
 bulk); every balance change goes through the ledger as a new transfer.
 """
 
-from django.apps import apps
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count
-from django.http import Http404, HttpResponseRedirect, JsonResponse, QueryDict
+from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.generic import (
-    CreateView,
-    DeleteView,
-    DetailView,
-    FormView,
-    ListView,
-    UpdateView,
-    View,
-)
+from django.views.generic import DetailView, FormView, View
 from django.views.generic.detail import SingleObjectMixin
 from django_filters.views import FilterView
-from django_tables2 import SingleTableMixin, SingleTableView
+from django_tables2 import SingleTableMixin
 from oscar.core.loading import get_model
 
-from oscar_loyalty import bulk, categories, conf, earning, grades, keyset, ledger, phones, tasks
+from oscar_loyalty import categories, earning, grades, keyset, ledger, mass_jobs, phones, tasks
+from oscar_loyalty.dashboard.mixins import TEMPLATES, per_page
 from oscar_loyalty.dashboard.templatetags.loyalty_dashboard import person
-from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
 Category = get_model("oscar_loyalty", "Category")
-Grade = get_model("oscar_loyalty", "Grade")
 Hold = get_model("oscar_loyalty", "Hold")
-Job = get_model("oscar_loyalty", "Job")
 Order = get_model("order", "Order")
 Program = get_model("oscar_loyalty", "Program")
 User = get_user_model()
 
-CardFilter = get_class("dashboard.filters", "CardFilter")
-filter_query = get_class("dashboard.filters", "filter_query")
-CardTable = get_class("dashboard.tables", "CardTable")
-JobTable = get_class("dashboard.tables", "JobTable")
+CardFilter = get_class("dashboard.cards.filters", "CardFilter")
+filter_query = get_class("dashboard.cards.filters", "filter_query")
+CardTable = get_class("dashboard.cards.tables", "CardTable")
 (
-    ProgramForm,
-    GradeForm,
-    GradeDeleteForm,
     CardIssueForm,
     CardPhoneForm,
     CardReplaceForm,
     CardGradeForm,
     CardStatusForm,
     AdjustForm,
-    CategoryForm,
-    CustomerCategoryForm,
     CategoryBulkForm,
     MassJobForm,
 ) = (
-    get_class("dashboard.forms", name)
+    get_class("dashboard.cards.forms", name)
     for name in (
-        "ProgramForm",
-        "GradeForm",
-        "GradeDeleteForm",
         "CardIssueForm",
         "CardPhoneForm",
         "CardReplaceForm",
         "CardGradeForm",
         "CardStatusForm",
         "AdjustForm",
-        "CategoryForm",
-        "CustomerCategoryForm",
         "CategoryBulkForm",
         "MassJobForm",
     )
 )
 
-TEMPLATES = "oscar_loyalty/dashboard/"
 HISTORY_PAGE = 50
 ORDERS_SHOWN = 50
-
-
-def per_page():
-    return getattr(settings, "OSCAR_DASHBOARD_ITEMS_PER_PAGE", 20)
-
-
-def safe_next(request, default):
-    """The ``next`` URL of the request if it points into this site, else ``default``."""
-    target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
-
-
-# --- programmes and grades -----------------------------------------------------------------
-
-
-class ProgramListView(ListView):
-    model = Program
-    template_name = TEMPLATES + "program_list.html"
-    context_object_name = "programs"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        cards = dict(Card.objects.values_list("program").annotate(n=Count("pk")).order_by())
-        grade_counts = dict(Grade.objects.values_list("program").annotate(n=Count("pk")).order_by())
-        for program in context["programs"]:
-            program.card_count = cards.get(program.pk, 0)
-            program.grade_count = grade_counts.get(program.pk, 0)
-        return context
-
-
-class ProgramCreateView(CreateView):
-    model = Program
-    form_class = ProgramForm
-    template_name = TEMPLATES + "program_form.html"
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(
-            self.request,
-            _("Programme “%(name)s” created. Now add its grades.") % {"name": self.object},
-        )
-        return response
-
-    def get_success_url(self):
-        return reverse("loyalty-program-update", args=[self.object.pk])
-
-
-class ProgramUpdateView(UpdateView):
-    model = Program
-    form_class = ProgramForm
-    template_name = TEMPLATES + "program_form.html"
-    context_object_name = "program"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        # Always by threshold, whatever order the grades were entered in.
-        context["grades"] = self.object.grades.annotate(card_count=Count("cards")).order_by(
-            "spend_from"
-        )
-        return context
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(self.request, _("Programme “%(name)s” saved.") % {"name": self.object})
-        return response
-
-    def get_success_url(self):
-        return reverse("loyalty-program-update", args=[self.object.pk])
-
-
-class GradeMixin:
-    model = Grade
-    form_class = GradeForm
-    template_name = TEMPLATES + "grade_form.html"
-
-    def get_form_kwargs(self):
-        kwargs = super().get_form_kwargs()
-        kwargs["program"] = self.program
-        return kwargs
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["program"] = self.program
-        return context
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(self.request, _("Grade “%(name)s” saved.") % {"name": self.object})
-        return response
-
-    def get_success_url(self):
-        return reverse("loyalty-program-update", args=[self.program.pk]) + "#grades"
-
-
-class GradeCreateView(GradeMixin, CreateView):
-    def dispatch(self, request, *args, **kwargs):
-        self.program = get_object_or_404(Program, pk=kwargs["program_pk"])
-        return super().dispatch(request, *args, **kwargs)
-
-
-class GradeUpdateView(GradeMixin, UpdateView):
-    context_object_name = "grade"
-
-    def get_object(self, queryset=None):
-        grade = super().get_object(queryset)
-        self.program = grade.program
-        return grade
-
-
-class GradeDeleteView(SingleObjectMixin, FormView):
-    """Delete a grade; a grade in use first moves its cards to another grade."""
-
-    model = Grade
-    form_class = GradeDeleteForm
-    template_name = TEMPLATES + "grade_delete.html"
-    context_object_name = "grade"
-
-    def dispatch(self, request, *args, **kwargs):
-        self.object = self.get_object()
-        return super().dispatch(request, *args, **kwargs)
-
-    def get_form_kwargs(self):
-        kwargs = super().get_form_kwargs()
-        kwargs["grade"] = self.object
-        return kwargs
-
-    def form_valid(self, form):
-        grade, target = self.object, form.cleaned_data.get("move_to")
-        try:
-            moved = grades.delete_grade(grade, move_to=target, by=self.request.user)
-        except LoyaltyError as exc:  # cards got the grade since the page was shown
-            form.add_error(None, str(exc))
-            return self.form_invalid(form)
-        if moved:
-            messages.success(
-                self.request,
-                ngettext(
-                    "Grade “%(name)s” deleted; %(count)s card moved to “%(target)s”.",
-                    "Grade “%(name)s” deleted; %(count)s cards moved to “%(target)s”.",
-                    moved,
-                )
-                % {"name": grade.name, "count": moved, "target": target.name},
-            )
-        else:
-            messages.success(self.request, _("Grade “%(name)s” deleted.") % {"name": grade.name})
-        return redirect(reverse("loyalty-program-update", args=[grade.program_id]) + "#grades")
-
-
-# --- cards ---------------------------------------------------------------------------------
 
 
 def card_list_queryset():
@@ -492,83 +314,7 @@ class CardAdjustView(CardActionView):
         return text % {"amount": format_points(transfer.amount), "number": self.object.number}
 
 
-# --- customer categories -------------------------------------------------------------------
-
-
-class CategoryListView(ListView):
-    model = Category
-    template_name = TEMPLATES + "category_list.html"
-    context_object_name = "categories"
-
-    def get_queryset(self):
-        return Category.objects.annotate(customer_count=Count("customers"))
-
-
-class CategoryFormMixin:
-    model = Category
-    form_class = CategoryForm
-    template_name = TEMPLATES + "category_form.html"
-    context_object_name = "category"
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(self.request, _("Category “%(name)s” saved.") % {"name": self.object})
-        return response
-
-    def get_success_url(self):
-        return reverse("loyalty-category-list")
-
-
-class CategoryCreateView(CategoryFormMixin, CreateView):
-    pass
-
-
-class CategoryUpdateView(CategoryFormMixin, UpdateView):
-    pass
-
-
-class CategoryDeleteView(DeleteView):
-    model = Category
-    template_name = TEMPLATES + "category_delete.html"
-    context_object_name = "category"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["customer_count"] = self.object.customers.count()
-        return context
-
-    def form_valid(self, form):
-        name = str(self.object)
-        response = super().form_valid(form)
-        messages.success(self.request, _("Category “%(name)s” deleted.") % {"name": name})
-        return response
-
-    def get_success_url(self):
-        return reverse("loyalty-category-list")
-
-
-class CustomerCategoryView(View):
-    """Add a category to one customer or take it off (card page, Oscar's customer page)."""
-
-    http_method_names = ["post"]
-
-    def post(self, request, pk):
-        customer = get_object_or_404(User, pk=pk)
-        back = safe_next(request, reverse("dashboard:user-detail", args=[customer.pk]))
-        form = CustomerCategoryForm(request.POST)
-        if not form.is_valid():
-            messages.error(request, _("Choose a category."))
-            return HttpResponseRedirect(back)
-        category = form.cleaned_data["category"]
-        who = customer.get_full_name() or customer.email
-        if form.cleaned_data["action"] == "add":
-            categories.assign(category, [customer.pk])
-            text = _("%(who)s is now in category “%(category)s”.")
-        else:
-            categories.remove(category, [customer.pk])
-            text = _("%(who)s is no longer in category “%(category)s”.")
-        messages.success(request, text % {"who": who, "category": category})
-        return HttpResponseRedirect(back)
+# --- categories of the list's customers ----------------------------------------------------
 
 
 def matching_cards(query):
@@ -646,7 +392,7 @@ class MassJobView(FormView):
 
     form_class = MassJobForm
     template_name = TEMPLATES + "mass_job.html"
-    kind = bulk.ACCRUAL
+    kind = mass_jobs.ACCRUAL
 
     def dispatch(self, request, *args, **kwargs):
         source = request.POST if request.method == "POST" else request.GET
@@ -664,7 +410,7 @@ class MassJobView(FormView):
         context = super().get_context_data(**kwargs)
         context.update(
             kind=self.kind,
-            is_accrual=self.kind == bulk.ACCRUAL,
+            is_accrual=self.kind == mass_jobs.ACCRUAL,
             query=self.query,
             card_count=self.card_count,
             filter_valid=self.cards is not None,
@@ -692,7 +438,7 @@ class MassJobView(FormView):
                 self.get_context_data(form=form, confirming=True, total=total)
             )
         with transaction.atomic():
-            job = bulk.create(
+            job = mass_jobs.create(
                 self.kind,
                 self.cards,
                 amount=data["amount"],
@@ -708,96 +454,4 @@ class MassJobView(FormView):
 
 
 class MassDebitView(MassJobView):
-    kind = bulk.DEBIT
-
-
-# --- jobs ----------------------------------------------------------------------------------
-
-
-def hidden_job_kinds(user):
-    """Export kinds whose data ``user`` may not see (see the dashboard's export_screens)."""
-    return apps.get_app_config("oscar_loyalty_dashboard").hidden_job_kinds(user)
-
-
-class VisibleJobMixin:
-    """Only the jobs the manager may see: an export needs the permissions of its data."""
-
-    def get_queryset(self):
-        return super().get_queryset().exclude(kind__in=hidden_job_kinds(self.request.user))
-
-
-class JobListView(VisibleJobMixin, SingleTableView):
-    model = Job
-    table_class = JobTable
-    template_name = TEMPLATES + "job_list.html"
-    context_table_name = "jobs"
-
-    def get_queryset(self):
-        # Import drafts wait for the manager's confirmation on their own preview page.
-        return super().get_queryset().exclude(params__has_key="draft").select_related("created_by")
-
-    def get_table_pagination(self, table):
-        return {"per_page": per_page()}
-
-
-def job_progress(job):
-    return {
-        "id": job.pk,
-        "status": job.status,
-        "status_display": str(job.get_status_display()),
-        "total": job.total,
-        "done": job.done,
-        "succeeded": job.succeeded,
-        "failed": job.failed,
-        "percent": job.percent,
-        "finished": job.status not in (Job.NEW, Job.RUNNING),
-    }
-
-
-class JobDetailView(VisibleJobMixin, DetailView):
-    """A job's progress bar while it runs, its result (counts, failures) when it is done."""
-
-    model = Job
-    template_name = TEMPLATES + "job_detail.html"
-    context_object_name = "job"
-    failures_shown = 500
-
-    def get_queryset(self):
-        return super().get_queryset().select_related("created_by", "program")
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        job = self.object
-        context["progress"] = job_progress(job)
-        context["failures"] = job.errors[: self.failures_shown]
-        context["more_failures"] = max(len(job.errors) - self.failures_shown, 0)
-        context["chunks_left"] = job.chunks.filter(done=False).count()
-        context["retention_days"] = conf.export_retention_days
-        query = job.params.get("query")
-        if job.kind in (bulk.ACCRUAL, bulk.DEBIT):
-            context["card_list_url"] = reverse("loyalty-card-list") + (f"?{query}" if query else "")
-        return context
-
-
-class JobProgressView(VisibleJobMixin, SingleObjectMixin, View):
-    """The progress bar's JSON: polled every second by the job page."""
-
-    model = Job
-
-    def get(self, request, *args, **kwargs):
-        return JsonResponse(job_progress(self.get_object()))
-
-
-class JobResumeView(VisibleJobMixin, SingleObjectMixin, View):
-    """Queue again the chunks a job has not finished (its worker stopped); done ones are
-    skipped, so resuming a running job is harmless."""
-
-    model = Job
-    http_method_names = ["post"]
-
-    def post(self, request, *args, **kwargs):
-        job = self.get_object()
-        if job.status in (Job.NEW, Job.RUNNING):
-            tasks.start_job(job)
-            messages.info(request, _("The job's remaining parts are queued again."))
-        return redirect("loyalty-job-detail", pk=job.pk)
+    kind = mass_jobs.DEBIT

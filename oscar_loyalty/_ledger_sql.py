@@ -1,5 +1,8 @@
-"""Bulk SQL helpers for jobs over many rows (the Excel import): multi-row INSERTs without a
-model instance per row, and long IN lists sent as one array parameter.
+"""The ledger's set-based SQL: multi-row INSERTs without a model instance per row, for the
+transfers and accounts of bulk operations (``ledger.post_movements``, new cards of an import).
+
+Private to ``oscar_loyalty.ledger``: no other module writes transfers or balances with raw
+SQL. Reading helpers (array lookups) live in ``oscar_loyalty.lookups``.
 
 ``bulk_create`` builds and validates a model instance for every row, which costs several times
 more than the database work when an import issues a hundred thousand cards. ``insert`` takes
@@ -9,12 +12,11 @@ per call (so a shop's forked model with extra fields still gets them), and sends
 moved by ``ledger`` alone.
 """
 
-import re
-from contextlib import contextmanager
-
 from django.db import connections, router
-from django.db.models import DateField, DateTimeField, DecimalField, F, Lookup, Q
+from django.db.models import DateField, DateTimeField, DecimalField
 from django.db.models.fields import AutoFieldMixin
+
+from oscar_loyalty.lookups import array_literal, bulk_cursor
 
 BATCH = 1000
 
@@ -92,60 +94,6 @@ def insert(model, columns, rows, using=None, keys=True, **same):
     return pks
 
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.:+\-]+")
-_PLAIN_LIST = re.compile(r"[A-Za-z0-9_.:+\-,]+")
-
-
-def array_literal(values):
-    """A PostgreSQL array literal (``{a,b,NULL}``) of str, int or Decimal values.
-
-    psycopg renders a list parameter element by element through a regular expression; for
-    the thousands of values of an import chunk, writing the literal here is many times
-    cheaper, and it travels as one plain string parameter (cast in the SQL).
-    """
-    values = list(values)
-    if not values:
-        return "{}"
-    if None not in values:
-        texts = list(map(str, values))
-        joined = ",".join(texts)
-        if all(texts) and _PLAIN_LIST.fullmatch(joined) and "NULL" not in joined.upper():
-            return "{" + joined + "}"
-        if '"' not in joined and "\\" not in joined:  # every element quoted, none escaped
-            return '{"' + '","'.join(texts) + '"}'
-    parts = []
-    for value in values:
-        if value is None:
-            parts.append("NULL")
-            continue
-        text = str(value)
-        if not _PLAIN.fullmatch(text) or text.upper() == "NULL":
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        parts.append(text)
-    return "{" + ",".join(parts) + "}"
-
-
-@contextmanager
-def bulk_cursor(connection):
-    """A cursor for statements that carry big array parameters.
-
-    Django's psycopg 3 cursors bind on the client: every parameter is quoted into the SQL
-    text, which for the array literals of an import chunk costs more than running the
-    statement. On PostgreSQL this cursor sends them apart from the SQL (server-side
-    binding); errors are still Django's (``IntegrityError``...).
-    """
-    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    connection.ensure_connection()
-    with (
-        connection.wrap_database_errors,
-        connection.Database.Cursor(connection.connection) as cursor,
-    ):
-        yield cursor
-
-
 def _insert_unnest(connection, table, names, opts, given, others, constants, rows, keys):
     """PostgreSQL: one array parameter per column (``INSERT ... SELECT FROM unnest``), so
     the statement stays short however many rows it carries. Rows are inserted in order, so
@@ -181,32 +129,3 @@ def _insert_unnest(connection, table, names, opts, given, others, constants, row
             elif keys:
                 pks.extend(row[0] for row in cursor.fetchall())
     return pks
-
-
-class _AnyOf(Lookup):
-    """``column IN (SELECT unnest(%s::type[]))`` with the values as one array literal.
-
-    Written as a semi-join rather than ``= ANY(array)``: with a thousand values PostgreSQL
-    costs ``= ANY`` as a filter and may scan the whole table, while the join probes the
-    column's index once per value.
-    """
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        field = self.lhs.output_field
-        base = field.target_field if field.is_relation else field
-        cast = base.db_type(connection)
-        sql = f"{lhs} IN (SELECT unnest(%s::{cast}[]))"
-        return sql, [*lhs_params, array_literal(self.rhs)]
-
-
-def among(model, name, values):
-    """``Q(name__in=values)``; on PostgreSQL a single array parameter, because a driver-side
-    list of a thousand placeholders costs more to send than the lookup costs to run."""
-    values = list(values)
-    if connections[router.db_for_read(model)].vendor != "postgresql":
-        return Q(**{f"{name}__in": values})
-    return _AnyOf(F(name), values)

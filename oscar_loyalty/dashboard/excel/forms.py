@@ -10,11 +10,10 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel
 from oscar_loyalty.card_import import cells
+from oscar_loyalty.dashboard.widgets import DATE_INPUT
 
 Program = get_model("oscar_loyalty", "Program")
 Transfer = get_model("oscar_loyalty", "Transfer")
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class ImportForm(forms.Form):
@@ -28,8 +27,8 @@ class ImportForm(forms.Form):
     file = forms.FileField(
         label=_("File"),
         required=False,
-        help_text=_("An .xlsx workbook (its first sheet) or a .csv file."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.csv,.txt"}),
+        help_text=_("An .xlsx, .xls or .ods workbook (its first sheet) or a .csv file."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.xls,.ods,.csv,.txt"}),
     )
     text = forms.CharField(
         label=_("Or paste cells copied from Excel"),

@@ -28,6 +28,7 @@ from oscar.core.loading import get_model
 from oscar_loyalty import conf, excel, keyset, phones, reports, tasks
 from oscar_loyalty.card_import import cells, drafts, undo
 from oscar_loyalty.card_import.rows import NEW, SAME, SET, TOPPED
+from oscar_loyalty.dashboard.mixins import TEMPLATES
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
@@ -35,14 +36,13 @@ from oscar_loyalty.loading import get_class
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
 
-ImportForm = get_class("dashboard.excel_forms", "ImportForm")
-MappingForm = get_class("dashboard.excel_forms", "MappingForm")
-ConfirmForm = get_class("dashboard.excel_forms", "ConfirmForm")
-ReportForm = get_class("dashboard.excel_forms", "ReportForm")
-CardFilter = get_class("dashboard.filters", "CardFilter")
-hidden_job_kinds = get_class("dashboard.views", "hidden_job_kinds")
+ImportForm = get_class("dashboard.excel.forms", "ImportForm")
+MappingForm = get_class("dashboard.excel.forms", "MappingForm")
+ConfirmForm = get_class("dashboard.excel.forms", "ConfirmForm")
+ReportForm = get_class("dashboard.excel.forms", "ReportForm")
+CardFilter = get_class("dashboard.cards.filters", "CardFilter")
+hidden_job_kinds = get_class("dashboard.mixins", "hidden_job_kinds")
 
-TEMPLATES = "oscar_loyalty/dashboard/"
 FORMATS = ("xlsx", "csv")
 ERRORS_SHOWN = 200
 REPORT_PAGE = 50

@@ -19,6 +19,7 @@ from oscar.core.loading import get_model
 from oscar.templatetags.currency_filters import currency
 
 from oscar_loyalty import cards, phones
+from oscar_loyalty.dashboard.widgets import DATE_INPUT
 from oscar_loyalty.formats import format_points
 
 Card = get_model("oscar_loyalty", "Card")
@@ -27,7 +28,6 @@ Grade = get_model("oscar_loyalty", "Grade")
 Program = get_model("oscar_loyalty", "Program")
 
 NUMBER_LIKE = re.compile(r"^[\d\s()+\-]+$")
-DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 FROM = forms.NumberInput(attrs={"placeholder": _("from")})
 TO = forms.NumberInput(attrs={"placeholder": pgettext_lazy("range", "to")})
 

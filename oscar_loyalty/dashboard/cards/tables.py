@@ -1,4 +1,4 @@
-"""Tables of the loyalty dashboard (django-tables2, as Oscar's dashboard does)."""
+"""The card list's table (django-tables2, as Oscar's dashboard does)."""
 
 from django.utils.functional import lazy
 from django.utils.html import format_html
@@ -9,7 +9,6 @@ from django_tables2 import A, Column, DateTimeColumn, LinkColumn, TemplateColumn
 from oscar.core.loading import get_class
 from oscar.templatetags.currency_filters import currency
 
-from oscar_loyalty.dashboard.templatetags.loyalty_dashboard import person
 from oscar_loyalty.formats import format_points
 
 DashboardTable = get_class("dashboard.tables", "DashboardTable")
@@ -84,30 +83,3 @@ class CardTable(DashboardTable):
         template_name = "oscar_loyalty/dashboard/card_table.html"
         order_by = ("-created",)
         attrs = {"class": "table table-striped table-bordered table-hover loyalty-cards"}
-
-
-class JobTable(DashboardTable):
-    id = TemplateColumn(template_name=PARTIALS + "job_row_link.html", verbose_name="#")
-    kind = Column(accessor="get_kind_display", verbose_name=_("Job"), order_by=("kind",))
-    status = TemplateColumn(
-        template_name=PARTIALS + "job_row_status.html", verbose_name=_("Status")
-    )
-    progress = TemplateColumn(
-        template_name=PARTIALS + "job_row_progress.html",
-        verbose_name=_("Progress"),
-        orderable=False,
-    )
-    succeeded = Column(verbose_name=_("Succeeded"))
-    failed = Column(verbose_name=_("Failed"))
-    created_by = Column(verbose_name=_("Started by"), orderable=False, default="—")
-    created = DateTimeColumn(verbose_name=_("Started"), format="SHORT_DATETIME_FORMAT")
-
-    icon = "fas fa-tasks"
-
-    def render_created_by(self, value):
-        return person(value)  # as the job's own page names them
-
-    caption = ngettext_lazy("%d job", "%d jobs")
-
-    class Meta(DashboardTable.Meta):
-        order_by = ("-created",)

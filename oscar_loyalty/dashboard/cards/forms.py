@@ -1,4 +1,5 @@
-"""Forms of the loyalty dashboard. Each form that changes something calls one service."""
+"""Forms of the cards: issue, a card's actions, the bulk category action and mass jobs.
+Each form that changes something calls one service."""
 
 import uuid
 from decimal import Decimal
@@ -6,13 +7,12 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
-from oscar.forms.widgets import MultipleRemoteSelect
 
 from oscar_loyalty import cards, conf, grades, phones
-from oscar_loyalty.dashboard.filters import DATE_INPUT, GradeChoiceField
+from oscar_loyalty.dashboard.cards.filters import GradeChoiceField
+from oscar_loyalty.dashboard.widgets import DATE_INPUT
 from oscar_loyalty.exceptions import KeyConflict, LoyaltyError
 
 Card = get_model("oscar_loyalty", "Card")
@@ -21,95 +21,11 @@ Grade = get_model("oscar_loyalty", "Grade")
 Program = get_model("oscar_loyalty", "Program")
 User = get_user_model()
 
-COLOUR_INPUT = forms.TextInput(attrs={"type": "color"})
 POINTS = {"max_digits": 14, "decimal_places": 2, "min_value": Decimal("0.01")}
 
 
 def new_token():
     return uuid.uuid4().hex
-
-
-# --- programmes and grades -----------------------------------------------------------------
-
-
-class ProgramForm(forms.ModelForm):
-    class Meta:
-        model = Program
-        fields = [
-            "name",
-            "code",
-            "is_active",
-            "point_value",
-            "earn_step",
-            "accrual_delay_hours",
-            "history_start",
-            "card_number_length",
-            "issue_on_registration",
-            "max_pay_percent",
-            "min_spend_points",
-            "shipping_earns",
-            "shipping_payable",
-            "excluded_products",
-            "excluded_categories",
-        ]
-        widgets = {
-            "history_start": DATE_INPUT,
-            "excluded_products": MultipleRemoteSelect(
-                lookup_url=reverse_lazy("dashboard:catalogue-product-lookup")
-            ),
-        }
-
-
-class GradeForm(forms.ModelForm):
-    class Meta:
-        model = Grade
-        fields = ["name", "spend_from", "earn_percent", "discount_type", "discount_value", "colour"]
-        widgets = {"colour": COLOUR_INPUT}
-
-    def __init__(self, *args, program, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.instance.program = program
-
-    def clean_spend_from(self):
-        spend_from = self.cleaned_data["spend_from"]
-        others = Grade.objects.filter(program=self.instance.program, spend_from=spend_from)
-        clash = others.exclude(pk=self.instance.pk).first()
-        if clash is not None:
-            raise forms.ValidationError(
-                _("The grade “%(name)s” already starts at this sum; each grade needs its own.")
-                % {"name": clash.name}
-            )
-        return spend_from
-
-
-class GradeDeleteForm(forms.Form):
-    move_to = forms.ModelChoiceField(
-        queryset=Grade.objects.none(),
-        required=False,
-        label=_("Move its cards to the grade"),
-    )
-
-    def __init__(self, *args, grade, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.grade = grade
-        self.card_count = grade.cards.count()
-        self.fields["move_to"].queryset = grade.program.grades.exclude(pk=grade.pk).order_by(
-            "spend_from"
-        )
-        if not self.card_count:
-            del self.fields["move_to"]
-
-    def clean(self):
-        data = super().clean()
-        if self.card_count and not data.get("move_to"):
-            raise forms.ValidationError(
-                _("%(count)s cards have this grade. Choose the grade to move them to, then delete.")
-                % {"count": self.card_count}
-            )
-        return data
-
-
-# --- cards ---------------------------------------------------------------------------------
 
 
 class CardIssueForm(forms.Form):
@@ -211,7 +127,7 @@ class CardIssueForm(forms.Form):
 
             user.username = generate_username()
         if data.get("phone") and any(f.name == conf.user_phone_field for f in User._meta.fields):
-            setattr(user, conf.user_phone_field, "+" + data["phone"])
+            setattr(user, conf.user_phone_field, phones.e164(data["phone"]))
         user.set_unusable_password()
         user.save()
         return user
@@ -440,22 +356,7 @@ class AdjustForm(forms.Form):
         return None
 
 
-# --- categories ----------------------------------------------------------------------------
-
-
-class CategoryForm(forms.ModelForm):
-    class Meta:
-        model = Category
-        fields = ["name", "colour"]
-        widgets = {"colour": COLOUR_INPUT}
-        help_texts = {
-            "name": _("The default names Regular, Loyal and VIP are shown translated."),
-        }
-
-
-class CustomerCategoryForm(forms.Form):
-    category = forms.ModelChoiceField(queryset=Category.objects.all(), label=_("Category"))
-    action = forms.ChoiceField(choices=[("add", _("Add")), ("remove", _("Remove"))])
+# --- categories of the list's customers ----------------------------------------------------
 
 
 class CategoryBulkForm(forms.Form):

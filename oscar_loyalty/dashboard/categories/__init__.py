@@ -1,0 +1,1 @@
+"""Dashboard area: customer categories."""

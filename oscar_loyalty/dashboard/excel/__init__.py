@@ -1,0 +1,1 @@
+"""Dashboard area: import from Excel, the card and report exports, the points report."""

@@ -1,0 +1,1 @@
+"""Dashboard area: jobs (mass accruals, imports, exports) and their progress."""

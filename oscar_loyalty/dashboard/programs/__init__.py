@@ -1,0 +1,1 @@
+"""Dashboard area: programmes and their grades."""

@@ -1,0 +1,1 @@
+"""The fork's dashboard: only the card list's table is its own."""
