@@ -103,12 +103,25 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
+def new_page(browser):
+    """Pages of separate browser contexts (separate logins, ``locale``), closed after the test."""
+    contexts = []
+
+    def make(locale="en-GB"):
+        context = browser.new_context(locale=locale)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
 
 
 # --- loyalty fixtures (builders in tests/factories.py) -------------------------------------
@@ -163,3 +176,69 @@ def card(program, customer):
     from tests import factories
 
     return factories.make_card(program, user=customer)
+
+
+@pytest.fixture
+def kettle(db):
+    """A product "Kettle" at 1 000.00 with stock."""
+    from tests import factories
+
+    return factories.make_product("1000", title="Kettle")
+
+
+@pytest.fixture
+def demo():
+    """The sandbox's demo shop (``manage.py load_demo``): anna@example.com has points to spend."""
+    from oscar_loyalty import ledger
+    from tests.integration.checkout_support import load_demo
+
+    ledger.clear_cache()
+    load_demo()
+
+
+# --- dashboard users (builders in tests/integration/dashboard_support.py) -------------------
+
+
+@pytest.fixture
+def manager(db):
+    """manager@example.com: staff with every loyalty permission (password "manager")."""
+    from tests.integration.dashboard_support import make_staff
+
+    return make_staff()
+
+
+@pytest.fixture
+def manager_client(manager):
+    """A client of its own logged in as ``manager``, so a test may also hold ``customer_client``."""
+    from django.test import Client
+
+    from tests.integration.dashboard_support import logged_in
+
+    return logged_in(Client(), manager)
+
+
+@pytest.fixture
+def staff_without_permission(db):
+    """clerk@example.com: staff, but with no loyalty permission."""
+    from tests.integration.dashboard_support import make_staff
+
+    return make_staff("clerk@example.com", perms=False)
+
+
+@pytest.fixture
+def card_viewer(db):
+    """viewer@example.com: staff who may look at cards (``view_card``) and nothing more."""
+    from django.contrib.auth.models import Permission
+
+    from tests.integration.dashboard_support import make_staff
+
+    viewer = make_staff("viewer@example.com", perms=False)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_card"))
+    return viewer
+
+
+@pytest.fixture
+def customer_client(client, customer):
+    """The test client logged in as ``customer`` (Olga)."""
+    client.force_login(customer)
+    return client

@@ -2,44 +2,18 @@
 pays part of an order with points, sees her balance drop and the pending points; a manager
 cancels the order in Oscar's dashboard and the points come back."""
 
-import io
 import re
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 from oscar.core.loading import get_model
 
-from oscar_loyalty import ledger
 from tests.integration.checkout_support import KETTLE, customer, product
 
 Card = get_model("oscar_loyalty", "Card")
 Order = get_model("order", "Order")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def new_page(browser):
-    """Pages of separate browser contexts (separate logins), closed after the test."""
-    contexts = []
-
-    def make():
-        context = browser.new_context(locale="en-GB")
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def demo():
-    ledger.clear_cache()
-    call_command("load_demo", stdout=io.StringIO())
 
 
 def anna_balance():

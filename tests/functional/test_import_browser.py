@@ -14,7 +14,6 @@ import pytest
 from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, jobs, ledger, tasks
-from tests.integration.dashboard_support import make_staff
 
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
@@ -26,9 +25,8 @@ PASTED = "79123456701\t500\n79123456702\t40\nabc\t5\n79123456703\t1,500\n7912345
 
 
 @pytest.fixture
-def shop(program, settings):
+def shop(program, settings, manager):
     settings.OSCAR_LOYALTY_IMPORT_CHUNK_SIZE = 2
-    make_staff("manager@example.com", password="manager")
     card = cards.issue_card(program, phone="79123456701")
     ledger.credit_card(card, Decimal("200"), "test:opening", kind="adjust")
     return card

@@ -2,17 +2,14 @@
 preview, the confirmation and the order page. Each page fails the test if it shows a number
 with a decimal point (Russian writes a comma) or a sentence of the package left in English."""
 
-import io
 import re
 from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
-from django.core.management import call_command
 from oscar.core.loading import get_model
 
 import oscar_loyalty
-from oscar_loyalty import ledger
 from tests.functional.test_checkout_browser import log_in
 from tests.integration.checkout_support import KETTLE, customer, product
 from tests.locale_support import decimal_points
@@ -57,28 +54,13 @@ def check_russian(page, where):
     return text
 
 
-@pytest.fixture
-def russian_page(browser):
-    context = browser.new_context(locale="ru-RU")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def demo():
-    ledger.clear_cache()
-    call_command("load_demo", stdout=io.StringIO())
-
-
 def test_the_catalogue_gives_phrases_to_look_for():
     assert "Not enough points" in PHRASES
     assert "Paid with points" in PHRASES
 
 
-def test_customer_walks_checkout_in_russian(russian_page, live_server, demo):
-    page = russian_page
+def test_customer_walks_checkout_in_russian(new_page, live_server, demo):
+    page = new_page("ru-RU")
     log_in(page, live_server, "anna@example.com", "anna")
 
     page.goto(f"{live_server.url}/accounts/bonus-cards/")

@@ -1,10 +1,12 @@
 """Shared set-up of the checkout tests: the sandbox shop, a programme, cards with points, and
 the steps a customer takes through Oscar's checkout."""
 
+import io
 import uuid
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.urls import reverse
 from oscar.core.loading import get_model
 
@@ -30,6 +32,13 @@ def load_shop():
     catalogue_data.load_countries()
     catalogue_data.load_catalogue()
     catalogue_data.load_users()
+
+
+def load_demo():
+    """The sandbox's whole demo (``manage.py load_demo``); returns what the command printed."""
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    return out.getvalue()
 
 
 def make_program(**policy):

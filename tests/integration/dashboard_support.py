@@ -42,5 +42,11 @@ def card_for(program, email, balance=None, phone="", first_name="", last_name=""
     return factories.refreshed(card)
 
 
+def page(response):
+    """The HTML of a page that answered 200."""
+    assert response.status_code == 200, response.status_code
+    return response.content.decode()
+
+
 def url(name, *args):
     return reverse(name, args=args)

@@ -5,11 +5,11 @@ import html
 import re
 
 import pytest
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from oscar_loyalty import cards
 from tests import factories
-from tests.integration.dashboard_support import logged_in, make_staff, url
+from tests.integration.dashboard_support import url
 
 pytestmark = pytest.mark.django_db
 
@@ -22,17 +22,11 @@ def seen(response):
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
 
 
-@pytest.fixture
-def olga_client(client, customer):
-    client.force_login(customer)
-    return client
-
-
 # --- a customer without a card -------------------------------------------------------------
 
 
-def test_no_card_text_names_what_really_gets_one_in_a_stock_oscar_shop(olga_client, program):
-    page = seen(olga_client.get(PAGE))
+def test_no_card_text_names_what_really_gets_one_in_a_stock_oscar_shop(customer_client, program):
+    page = seen(customer_client.get(PAGE))
     assert "You have no bonus card yet." in page
     assert "register with your phone" not in page  # stock Oscar registration has no phone
     assert "Ask the shop to issue you a card." in page
@@ -41,18 +35,20 @@ def test_no_card_text_names_what_really_gets_one_in_a_stock_oscar_shop(olga_clie
     assert "account details" not in page
 
 
-def test_the_order_phone_way_the_text_names_does_attach_the_card(olga_client, customer, program):
+def test_the_order_phone_way_the_text_names_does_attach_the_card(
+    customer_client, customer, program
+):
     phone_card = factories.make_card(program, phone="79161234567")
     factories.place_order(customer, [(factories.make_product("100"), 1)], phone="+79161234567")
-    assert f"card {phone_card.number}" in seen(olga_client.get(PAGE))
+    assert f"card {phone_card.number}" in seen(customer_client.get(PAGE))
 
 
-def test_no_card_text_follows_the_shop_configuration(olga_client, program):
+def test_no_card_text_follows_the_shop_configuration(customer_client, program):
     program.issue_on_registration = True
     program.save()
     # A user model with the configured phone field (any existing field stands for it here).
     with override_settings(OSCAR_LOYALTY_USER_PHONE_FIELD="last_name"):
-        page = seen(olga_client.get(PAGE))
+        page = seen(customer_client.get(PAGE))
     assert "New customers get a card when they register." in page
     assert "Ask the shop to issue you a card." not in page
     assert "save that phone number in your account details" in page
@@ -61,21 +57,18 @@ def test_no_card_text_follows_the_shop_configuration(olga_client, program):
 # --- a blocked card ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def client_m():
-    return logged_in(Client(), make_staff())
-
-
-def test_block_form_labels_the_internal_reason_and_the_message(client_m, card):
-    page = seen(client_m.get(url("loyalty-card-detail", card.pk)))
+def test_block_form_labels_the_internal_reason_and_the_message(manager_client, card):
+    page = seen(manager_client.get(url("loyalty-card-detail", card.pk)))
     assert "Internal reason (staff only)" in page
     assert "Message to the customer (optional)" in page
-    content = client_m.get(url("loyalty-card-detail", card.pk)).content.decode()
+    content = manager_client.get(url("loyalty-card-detail", card.pk)).content.decode()
     assert '<label for="reason_block"' in content and '<label for="message_block"' in content
 
 
-def test_customer_reads_the_message_never_the_internal_reason(client_m, olga_client, card):
-    client_m.post(
+def test_customer_reads_the_message_never_the_internal_reason(
+    manager_client, customer_client, card
+):
+    manager_client.post(
         url("loyalty-card-status", card.pk),
         {"action": "block", "reason": "Lost card", "message": "Call us on 8 800 100-20-30."},
     )
@@ -85,24 +78,24 @@ def test_customer_reads_the_message_never_the_internal_reason(client_m, olga_cli
         "Lost card",
         "Call us on 8 800 100-20-30.",
     )
-    manager_page = seen(client_m.get(url("loyalty-card-detail", card.pk)))
+    manager_page = seen(manager_client.get(url("loyalty-card-detail", card.pk)))
     assert "Lost card" in manager_page and "Call us on 8 800 100-20-30." in manager_page
 
-    page = seen(olga_client.get(PAGE))
+    page = seen(customer_client.get(PAGE))
     assert f"The card {card.number} is blocked. Call us on 8 800 100-20-30." in page
     assert "Lost card" not in page
 
 
-def test_without_a_message_the_customer_reads_a_neutral_text(olga_client, card):
+def test_without_a_message_the_customer_reads_a_neutral_text(customer_client, card):
     cards.block(card, reason="Lost card")
-    page = seen(olga_client.get(PAGE))
+    page = seen(customer_client.get(PAGE))
     assert f"The card {card.number} is blocked. For details, please contact the shop." in page
     assert "Lost card" not in page
 
 
-def test_unblocking_clears_the_message(client_m, olga_client, card):
+def test_unblocking_clears_the_message(manager_client, customer_client, card):
     cards.block(card, reason="Fraud check", message="We are checking your card.")
-    client_m.post(url("loyalty-card-status", card.pk), {"action": "unblock", "reason": "OK"})
+    manager_client.post(url("loyalty-card-status", card.pk), {"action": "unblock", "reason": "OK"})
     card = factories.refreshed(card)
     assert (card.status, card.status_message) == (card.ACTIVE, "")
-    assert "We are checking your card." not in seen(olga_client.get(PAGE))
+    assert "We are checking your card." not in seen(customer_client.get(PAGE))

@@ -27,12 +27,6 @@ pytestmark = pytest.mark.django_db
 PAGE = "/accounts/bonus-cards/"
 
 
-@pytest.fixture
-def logged_in(client, customer):
-    client.force_login(customer)
-    return client
-
-
 def section(response, card):
     """The HTML of one card's panel on the page."""
     content = response.content.decode()
@@ -48,9 +42,9 @@ def text(fragment):
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
 
 
-def test_the_page_is_where_oscar_account_pages_are_and_has_its_tab(logged_in, card):
+def test_the_page_is_where_oscar_account_pages_are_and_has_its_tab(customer_client, card):
     assert reverse("loyalty-account-cards") == PAGE
-    response = logged_in.get(reverse("customer:summary"), follow=True)
+    response = customer_client.get(reverse("customer:summary"), follow=True)
     assert f'href="{PAGE}"' in response.content.decode()
     assert "Bonus card" in response.content.decode()
 
@@ -61,11 +55,11 @@ def test_a_visitor_who_is_not_logged_in_is_sent_to_log_in(client, card):
     assert reverse("customer:login") in response["Location"]
 
 
-def test_balance_grade_and_spend_to_the_next_grade(logged_in, card, customer):
+def test_balance_grade_and_spend_to_the_next_grade(customer_client, card, customer):
     order = place_order(customer, [(make_product("4000"), 1)])
     set_status(order, "Complete")
 
-    response = logged_in.get(PAGE)
+    response = customer_client.get(PAGE)
 
     assert response.status_code == 200
     panel = text(section(response, card))
@@ -76,13 +70,13 @@ def test_balance_grade_and_spend_to_the_next_grade(logged_in, card, customer):
     assert "RUB6,000.00 more to reach Silver" in panel
 
 
-def test_pending_points_show_when_they_become_available(logged_in, card, customer, program):
+def test_pending_points_show_when_they_become_available(customer_client, card, customer, program):
     program.accrual_delay_hours = 3
     program.save()
     waiting = place_order(customer, [(make_product("1000"), 1)])
     completed = set_status(place_order(customer, [(make_product("2000"), 1)]), "Complete")
 
-    panel = text(section(logged_in.get(PAGE), card))
+    panel = text(section(customer_client.get(PAGE), card))
 
     available_at = refreshed(card).accruals.get(order_number=completed.number).available_at
     assert available_at - timezone.now() > timedelta(hours=2)
@@ -92,11 +86,13 @@ def test_pending_points_show_when_they_become_available(logged_in, card, custome
     assert "Balance 0 points" in panel
 
 
-def test_history_lists_each_movement_with_its_description_and_order_link(logged_in, card, customer):
+def test_history_lists_each_movement_with_its_description_and_order_link(
+    customer_client, card, customer
+):
     order = set_status(place_order(customer, [(make_product("1000"), 1)]), "Complete")
     ledger.debit_card(refreshed(card), "10", "manual:1", description="Paid at the shop's till")
 
-    fragment = section(logged_in.get(PAGE), card)
+    fragment = section(customer_client.get(PAGE), card)
 
     rows = re.findall(r"<tr>(.*?)</tr>", fragment.split("<tbody>")[1], re.S)
     texts = [text(row) for row in rows]
@@ -106,18 +102,18 @@ def test_history_lists_each_movement_with_its_description_and_order_link(logged_
     assert f'href="{order_url}"' in rows[1]
 
 
-def test_the_order_link_opens_the_customers_order(logged_in, card, customer):
+def test_the_order_link_opens_the_customers_order(customer_client, card, customer):
     order = set_status(place_order(customer, [(make_product("1000"), 1)]), "Complete")
-    response = logged_in.get(reverse("customer:order", kwargs={"order_number": order.number}))
+    response = customer_client.get(reverse("customer:order", kwargs={"order_number": order.number}))
     assert response.status_code == 200
 
 
-def test_a_debt_is_shown_with_what_it_means(logged_in, card, customer):
+def test_a_debt_is_shown_with_what_it_means(customer_client, card, customer):
     order = set_status(place_order(customer, [(make_product("4000"), 1)]), "Complete")
     ledger.debit_card(refreshed(card), "100", "manual:1", description="Paid at the shop's till")
     set_status(order, "Cancelled")
 
-    panel = text(section(logged_in.get(PAGE), card))
+    panel = text(section(customer_client.get(PAGE), card))
 
     assert "Balance 0 points" in panel
     assert "Debt 100 points" in panel
@@ -125,14 +121,14 @@ def test_a_debt_is_shown_with_what_it_means(logged_in, card, customer):
     assert "(100 recorded as debt)" in panel
 
 
-def test_a_customer_with_cards_of_several_programmes_sees_each(logged_in, card, customer):
+def test_a_customer_with_cards_of_several_programmes_sees_each(customer_client, card, customer):
     coffee = make_program(
         code="coffee", name="Coffee club", grades=[("Bean", "0", "10", "#6f4e37")]
     )
     coffee_card = make_card(coffee, user=customer)
     set_status(place_order(customer, [(make_product("1000"), 1)]), "Complete")
 
-    response = logged_in.get(PAGE)
+    response = customer_client.get(PAGE)
 
     assert "Balance 30 points" in text(section(response, card))
     coffee_panel = text(section(response, coffee_card))
@@ -143,24 +139,24 @@ def test_a_customer_with_cards_of_several_programmes_sees_each(logged_in, card, 
     assert content.index("Bonus programme") < content.index("Coffee club")
 
 
-def test_a_blocked_card_says_so(logged_in, card):
+def test_a_blocked_card_says_so(customer_client, card):
     cards.block(card, reason="Reported lost.", message="A new card is on its way.")
-    panel = text(section(logged_in.get(PAGE), card))
+    panel = text(section(customer_client.get(PAGE), card))
     assert f"The card {card.number} is blocked. A new card is on its way." in panel
     assert "Reported lost." not in panel  # the reason is for staff
 
 
-def test_a_card_not_participating_says_so(logged_in, card):
+def test_a_card_not_participating_says_so(customer_client, card):
     grades.set_grade(card, None, by=None, reason="Employee", participates=False)
-    panel = text(section(logged_in.get(PAGE), card))
+    panel = text(section(customer_client.get(PAGE), card))
     assert "Grade Not participating" in panel
     assert "does not take part in the programme" in panel
 
 
-def test_a_customer_sees_only_their_own_cards(logged_in, card, program):
+def test_a_customer_sees_only_their_own_cards(customer_client, card, program):
     stranger = make_card(program, user=make_customer())
     phone_card = make_card(program, phone="79123456789")
-    content = logged_in.get(PAGE).content.decode()
+    content = customer_client.get(PAGE).content.decode()
     assert card.number in content
     assert stranger.number not in content
     assert phone_card.number not in content

@@ -30,13 +30,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def card():
-    load_shop()
-    return card_with_points(make_program(), customer(), 2000)
-
-
-@pytest.fixture
-def at_payment(client, card):
+def at_payment(client, anna_card):
     to_payment_step(client, customer())
     apply_points(client, "500")
     return client
@@ -61,12 +55,14 @@ def refuse(exc):
         (RuntimeError("bug"), "no payment has been taken"),
     ],
 )
-def test_gateway_refusal_releases_the_points_at_once(at_payment, card, monkeypatch, exc, message):
+def test_gateway_refusal_releases_the_points_at_once(
+    at_payment, anna_card, monkeypatch, exc, message
+):
     monkeypatch.setattr(CashOnDeliveryPaymentDetailsView, "handle_payment", refuse(exc))
     response = place_order(at_payment)
     assert message in text(response)
     assert not Order.objects.exists()
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
     hold = Hold.objects.get()
     assert hold.status == Hold.RELEASED
     assert keys(hold.order_number) == [
@@ -75,7 +71,9 @@ def test_gateway_refusal_releases_the_points_at_once(at_payment, card, monkeypat
     ]
 
 
-def test_retry_after_a_refusal_is_a_new_attempt_that_counts_once(at_payment, card, monkeypatch):
+def test_retry_after_a_refusal_is_a_new_attempt_that_counts_once(
+    at_payment, anna_card, monkeypatch
+):
     monkeypatch.setattr(
         CashOnDeliveryPaymentDetailsView, "handle_payment", refuse(UnableToTakePayment("no"))
     )
@@ -85,7 +83,7 @@ def test_retry_after_a_refusal_is_a_new_attempt_that_counts_once(at_payment, car
     response = place_order(at_payment)
     assert response.redirect_chain[-1][0] == reverse("checkout:thank-you")
     order = Order.objects.get()
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
     n = order.number
     assert keys(n) == sorted(
         [f"order:{n}:hold", f"order:{n}:release", f"order:{n}:hold:2", f"order:{n}:capture"]
@@ -93,7 +91,7 @@ def test_retry_after_a_refusal_is_a_new_attempt_that_counts_once(at_payment, car
     assert Hold.objects.get().status == Hold.CAPTURED
 
 
-def test_points_removed_after_a_refusal_stay_with_the_customer(at_payment, card, monkeypatch):
+def test_points_removed_after_a_refusal_stay_with_the_customer(at_payment, anna_card, monkeypatch):
     monkeypatch.setattr(
         CashOnDeliveryPaymentDetailsView, "handle_payment", refuse(UnableToTakePayment("no"))
     )
@@ -104,14 +102,14 @@ def test_points_removed_after_a_refusal_stay_with_the_customer(at_payment, card,
     response = place_order(at_payment)
     assert response.redirect_chain[-1][0] == reverse("checkout:thank-you")
     order = Order.objects.get()
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
     assert Hold.objects.get().status == Hold.RELEASED
     assert not order.sources.filter(source_type__code="bonus-points").exists()
     # Nothing was paid with points, so the whole order earns.
     assert order.total_incl_tax == D("3200.00")
 
 
-def test_order_placement_failure_releases_the_points(at_payment, card, monkeypatch):
+def test_order_placement_failure_releases_the_points(at_payment, anna_card, monkeypatch):
     def broken(self, *args, **kwargs):
         raise ValueError("database trouble")
 
@@ -120,10 +118,10 @@ def test_order_placement_failure_releases_the_points(at_payment, card, monkeypat
     assert "A problem occurred while placing this order" in text(response)
     assert not Order.objects.exists()
     assert Hold.objects.get().status == Hold.RELEASED
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
 
 
-def test_failure_after_the_order_exists_keeps_the_points_spent(at_payment, card, monkeypatch):
+def test_failure_after_the_order_exists_keeps_the_points_spent(at_payment, anna_card, monkeypatch):
     def broken(self, order):
         raise RuntimeError("mail server down")
 
@@ -132,11 +130,13 @@ def test_failure_after_the_order_exists_keeps_the_points_spent(at_payment, card,
     order = Order.objects.get()
     hold = Hold.objects.get()
     assert hold.status == Hold.CAPTURED
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
     assert f"order:{order.number}:release" not in keys(order.number)
 
 
-def test_process_dying_between_hold_and_order_is_cleaned_up_later(at_payment, card, monkeypatch):
+def test_process_dying_between_hold_and_order_is_cleaned_up_later(
+    at_payment, anna_card, monkeypatch
+):
     def dies(self, *args, **kwargs):
         raise SystemExit("killed")  # not an Exception: nothing in the request can react
 
@@ -145,7 +145,7 @@ def test_process_dying_between_hold_and_order_is_cleaned_up_later(at_payment, ca
         place_order(at_payment)
     hold = Hold.objects.get()
     assert hold.status == Hold.HELD
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
 
     # Not yet stale: left alone (the customer may still be paying).
     assert paying.release_stale_holds() == 0
@@ -154,13 +154,15 @@ def test_process_dying_between_hold_and_order_is_cleaned_up_later(at_payment, ca
     later = timezone.now() + timedelta(minutes=121)
     assert paying.release_stale_holds(now=later) == 1
     assert Hold.objects.get().status == Hold.RELEASED
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
     # Running it again changes nothing.
     paying.release_stale_holds(now=later)
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
 
 
-def test_stale_hold_of_an_order_that_exists_is_captured_not_released(at_payment, card, monkeypatch):
+def test_stale_hold_of_an_order_that_exists_is_captured_not_released(
+    at_payment, anna_card, monkeypatch
+):
     # The order was written but the process died before anything captured the points.
     monkeypatch.setattr(paying, "capture", lambda order: None)
     place_order(at_payment)
@@ -172,7 +174,7 @@ def test_stale_hold_of_an_order_that_exists_is_captured_not_released(at_payment,
     tasks.release_stale_holds.delay()
     hold = Hold.objects.get()
     assert hold.status == Hold.CAPTURED
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
     source = order.sources.get(source_type__code="bonus-points")
     assert source.amount_debited == D("500.00")
 
@@ -182,16 +184,16 @@ def test_stale_hold_of_an_order_that_exists_is_captured_not_released(at_payment,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_hold_transfer_recorded_without_its_row_is_replayed_not_taken_twice(card):
-    ledger.hold(card, D("500"), "order:600001:hold", order_number="600001")
-    assert balance(card) == D("1500.00")
+def test_hold_transfer_recorded_without_its_row_is_replayed_not_taken_twice(anna_card):
+    ledger.hold(anna_card, D("500"), "order:600001:hold", order_number="600001")
+    assert balance(anna_card) == D("1500.00")
 
-    hold = paying.hold_points(card, "600001", D("500"), D("500"))
+    hold = paying.hold_points(anna_card, "600001", D("500"), D("500"))
 
     assert (hold.status, hold.points) == (Hold.HELD, D("500.00"))
     assert Hold.objects.get().pk == hold.pk
     assert keys("600001") == ["order:600001:hold"]
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
 
 
 def settle_by_receiver(order):
@@ -206,23 +208,23 @@ def settle_by_periodic_task(order):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("settle", [settle_by_receiver, settle_by_periodic_task])
 def test_capture_recorded_without_the_holds_status_is_replayed_once(
-    at_payment, card, monkeypatch, settle
+    at_payment, anna_card, monkeypatch, settle
 ):
     monkeypatch.setattr(paying, "capture", lambda order: None)
     place_order(at_payment)
     monkeypatch.undo()
     order = Order.objects.get()
-    ledger.capture(card, D("500"), f"order:{order.number}:capture", order_number=order.number)
+    ledger.capture(anna_card, D("500"), f"order:{order.number}:capture", order_number=order.number)
     assert Hold.objects.get().status == Hold.HELD
 
     settle(order)
 
     assert Hold.objects.get().status == Hold.CAPTURED
     assert keys(order.number) == [f"order:{order.number}:capture", f"order:{order.number}:hold"]
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
 
 
-def test_timeout_is_configurable(at_payment, card, monkeypatch, settings):
+def test_timeout_is_configurable(at_payment, anna_card, monkeypatch, settings):
     monkeypatch.setattr(
         OrderCreator, "place_order", lambda *a, **k: (_ for _ in ()).throw(SystemExit)
     )
@@ -230,16 +232,16 @@ def test_timeout_is_configurable(at_payment, card, monkeypatch, settings):
         place_order(at_payment)
     settings.OSCAR_LOYALTY_HOLD_TIMEOUT_MINUTES = 5
     assert paying.release_stale_holds(now=timezone.now() + timedelta(minutes=6)) == 1
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
 
 
-def test_repeating_capture_and_release_changes_nothing(at_payment, card):
+def test_repeating_capture_and_release_changes_nothing(at_payment, anna_card):
     place_order(at_payment)
     order = Order.objects.get()
     for _ in range(3):
         paying.capture(order.number)
         paying.release(order.number)
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
     assert Hold.objects.get().status == Hold.CAPTURED
     assert order.sources.get(source_type__code="bonus-points").amount_debited == D("500.00")
 

@@ -17,7 +17,6 @@ from tests.integration.checkout_support import (
     card_with_points,
     customer,
     fill_basket,
-    load_shop,
     make_program,
     place_order,
     text,
@@ -31,23 +30,8 @@ Source = get_model("payment", "Source")
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def shop():
-    load_shop()
-
-
-@pytest.fixture
-def program(shop):
-    return make_program()
-
-
-@pytest.fixture
-def anna(shop):
-    return customer()
-
-
-def test_panel_shows_balance_limit_and_policy(client, program, anna):
-    card_with_points(program, anna, 2000)
+def test_panel_shows_balance_limit_and_policy(client, shop_program, anna):
+    card_with_points(shop_program, anna, 2000)
     response = to_payment_step(client, anna)  # a 3,200.00 kettle
     page = text(response)
     assert "Pay with bonus points" in page
@@ -60,15 +44,15 @@ def test_panel_shows_balance_limit_and_policy(client, program, anna):
     assert "Use the maximum (1,600)" in page
 
 
-def test_limit_is_the_balance_when_it_is_smaller(client, program, anna):
-    card_with_points(program, anna, 300)
+def test_limit_is_the_balance_when_it_is_smaller(client, shop_program, anna):
+    card_with_points(shop_program, anna, 300)
     response = to_payment_step(client, anna)
     assert response.context["loyalty"].allowance.max_points == D("300.00")
     assert "That is your whole balance." in text(response)
 
 
-def test_pay_part_with_points_then_the_rest_by_the_shop_method(client, program, anna):
-    card = card_with_points(program, anna, 2000)
+def test_pay_part_with_points_then_the_rest_by_the_shop_method(client, shop_program, anna):
+    card = card_with_points(shop_program, anna, 2000)
     to_payment_step(client, anna)
 
     response = apply_points(client, "500")
@@ -102,8 +86,8 @@ def test_pay_part_with_points_then_the_rest_by_the_shop_method(client, program, 
     assert keys == {f"order:{order.number}:hold", f"order:{order.number}:capture"}
 
 
-def test_use_the_maximum_and_remove(client, program, anna):
-    card = card_with_points(program, anna, 2000)
+def test_use_the_maximum_and_remove(client, shop_program, anna):
+    card = card_with_points(shop_program, anna, 2000)
     to_payment_step(client, anna)
     response = apply_points(client, "", action="max")
     assert response.context["loyalty"].points == D("1600.00")
@@ -128,8 +112,8 @@ def test_use_the_maximum_and_remove(client, program, anna):
         ("10.555", "Use at most two decimal places."),
     ],
 )
-def test_bad_amounts_are_refused_with_the_reason(client, program, anna, points, message):
-    card = card_with_points(program, anna, 2000)
+def test_bad_amounts_are_refused_with_the_reason(client, shop_program, anna, points, message):
+    card = card_with_points(shop_program, anna, 2000)
     to_payment_step(client, anna)
     response = apply_points(client, points)
     assert response.status_code == 200
@@ -169,7 +153,7 @@ def test_points_covering_everything_ask_for_no_other_payment(client, anna):
     assert not Accrual.objects.filter(order_number=order.number).exists()
 
 
-def test_guest_sees_a_reason_instead_of_the_panel(client, program):
+def test_guest_sees_a_reason_instead_of_the_panel(client, shop_program):
     fill_basket(client)
     client.post(
         reverse("checkout:index"), {"username": "guest@example.com", "options": "anonymous"}
@@ -196,15 +180,15 @@ def test_guest_sees_a_reason_instead_of_the_panel(client, program):
     assert not Hold.objects.exists()
 
 
-def test_customer_without_a_card_sees_a_reason(client, program, anna):
+def test_customer_without_a_card_sees_a_reason(client, shop_program, anna):
     response = to_payment_step(client, anna)
     assert "You have no bonus card." in text(response)
     assert "Use the maximum" not in text(response)
 
 
 @pytest.mark.parametrize("state", ["blocked", "not participating"])
-def test_unusable_card_sees_a_reason(client, program, anna, state):
-    card = card_with_points(program, anna, 2000)
+def test_unusable_card_sees_a_reason(client, shop_program, anna, state):
+    card = card_with_points(shop_program, anna, 2000)
     if state == "blocked":
         cards.block(card, reason="lost")
         expected = f"The card {card.number} is blocked."
@@ -218,8 +202,8 @@ def test_unusable_card_sees_a_reason(client, program, anna, state):
     assert not Hold.objects.exists()
 
 
-def test_card_blocked_after_choosing_points_refuses_at_payment(client, program, anna):
-    card = card_with_points(program, anna, 2000)
+def test_card_blocked_after_choosing_points_refuses_at_payment(client, shop_program, anna):
+    card = card_with_points(shop_program, anna, 2000)
     to_payment_step(client, anna)
     apply_points(client, "500")
     cards.block(card, reason="fraud check")
@@ -229,15 +213,15 @@ def test_card_blocked_after_choosing_points_refuses_at_payment(client, program, 
     assert balance(card) == D("2000.00")
 
 
-def test_no_card_has_nothing_to_spend(client, program, anna):
-    card_with_points(program, anna, 0)
+def test_no_card_has_nothing_to_spend(client, shop_program, anna):
+    card_with_points(shop_program, anna, 0)
     response = to_payment_step(client, anna)
     assert "You have no points to spend yet." in text(response)
 
 
-def test_forged_card_id_spends_only_the_customers_own_card(client, program, anna):
-    own = card_with_points(program, anna, 1000)
-    other = card_with_points(program, customer("boris@example.com"), 3000)
+def test_forged_card_id_spends_only_the_customers_own_card(client, shop_program, anna):
+    own = card_with_points(shop_program, anna, 1000)
+    other = card_with_points(shop_program, customer("boris@example.com"), 3000)
     to_payment_step(client, anna)
     # Boris's card is richer; whatever names it in the request is ignored.
     response = apply_points(
@@ -251,21 +235,21 @@ def test_forged_card_id_spends_only_the_customers_own_card(client, program, anna
     assert Hold.objects.get().card == own
 
 
-def test_basket_page_shows_points_it_would_earn(client, program, anna):
-    card_with_points(program, anna, 0)
+def test_basket_page_shows_points_it_would_earn(client, shop_program, anna):
+    card_with_points(shop_program, anna, 0)
     client.force_login(anna)
     fill_basket(client, TOWELS, 2)  # 2 × 1,490 = 2,980 -> 5% = 149
     response = client.get(reverse("basket:summary"))
     assert "This basket earns 149 bonus points." in text(response)
 
 
-def test_basket_page_of_a_guest_shows_no_points(client, program):
+def test_basket_page_of_a_guest_shows_no_points(client, shop_program):
     fill_basket(client, TOWELS, 2)
     assert "bonus points" not in text(client.get(reverse("basket:summary")))
 
 
-def test_choice_shrinks_with_the_basket(client, program, anna):
-    card = card_with_points(program, anna, 5000)
+def test_choice_shrinks_with_the_basket(client, shop_program, anna):
+    card = card_with_points(shop_program, anna, 5000)
     to_payment_step(client, anna, TOWELS, 2)  # 2,980: at most 1,490
     apply_points(client, "1490")
     basket = client.get(reverse("basket:summary")).context["basket"]
@@ -289,8 +273,8 @@ def test_choice_shrinks_with_the_basket(client, program, anna):
     assert balance(card) == D("5000.00")
 
 
-def test_russian_customer_types_points_with_a_comma(client, program, anna):
-    card = card_with_points(program, anna, 2000)
+def test_russian_customer_types_points_with_a_comma(client, shop_program, anna):
+    card = card_with_points(shop_program, anna, 2000)
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "ru"
     to_payment_step(client, anna)
     response = apply_points(client, "500,50")

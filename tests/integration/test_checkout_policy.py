@@ -6,18 +6,10 @@ from oscar_loyalty import paying
 from tests.integration.checkout_support import (
     D,
     card_with_points,
-    customer,
-    load_shop,
     make_program,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def anna():
-    load_shop()
-    return customer()
 
 
 def allowance(anna, points, total, shipping="0", **policy):

@@ -15,11 +15,8 @@ from tests.integration.checkout_support import (
     Transfer,
     apply_points,
     balance,
-    card_with_points,
     customer,
     fill_basket,
-    load_shop,
-    make_program,
     place_order,
     text,
     to_payment_step,
@@ -31,13 +28,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def card():
-    load_shop()
-    return card_with_points(make_program(), customer(), 2000)
-
-
-@pytest.fixture
-def manager():
+def shop_admin_client(shop):
+    """A client logged in as the shop's admin, who runs Oscar's order dashboard."""
     client = Client()
     client.force_login(customer("admin@example.com"))
     return client
@@ -54,20 +46,20 @@ def order_paid_with(client, points, towels=0):
     return Order.objects.get()
 
 
-def dashboard_page(manager, order):
-    return manager.get(reverse("dashboard:order-detail", kwargs={"number": order.number}))
+def dashboard_page(shop_admin_client, order):
+    return shop_admin_client.get(reverse("dashboard:order-detail", kwargs={"number": order.number}))
 
 
-def set_order_status(manager, order, status):
-    response = manager.post(
+def set_order_status(shop_admin_client, order, status):
+    response = shop_admin_client.post(
         reverse("dashboard:order-detail", kwargs={"number": order.number}),
         {"order_action": "change_order_status", "new_status": status},
     )
     assert response.status_code == 302
 
 
-def set_line_status(manager, order, line, status):
-    response = manager.post(
+def set_line_status(shop_admin_client, order, line, status):
+    response = shop_admin_client.post(
         reverse("dashboard:order-detail", kwargs={"number": order.number}),
         {
             "line_action": "change_line_statuses",
@@ -79,13 +71,13 @@ def set_line_status(manager, order, line, status):
     assert response.status_code == 302
 
 
-def test_cancelling_the_order_returns_the_spent_points(client, card, manager):
+def test_cancelling_the_order_returns_the_spent_points(client, anna_card, shop_admin_client):
     order = order_paid_with(client, "500")
-    assert balance(card) == D("1500.00")
+    assert balance(anna_card) == D("1500.00")
 
-    set_order_status(manager, order, "Cancelled")
+    set_order_status(shop_admin_client, order, "Cancelled")
 
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
     hold = Hold.objects.get()
     assert hold.refunded_points == D("500.00")
     source = order.sources.get(source_type__code="bonus-points")
@@ -96,60 +88,64 @@ def test_cancelling_the_order_returns_the_spent_points(client, card, manager):
     assert Accrual.objects.get(order_number=order.number).status == Accrual.VOIDED
     # A replayed signal returns nothing more.
     paying.refund_order(order)
-    assert balance(card) == D("2000.00")
+    assert balance(anna_card) == D("2000.00")
 
 
-def test_refunded_lines_return_their_share_and_the_last_one_the_rest(client, card, manager):
+def test_refunded_lines_return_their_share_and_the_last_one_the_rest(
+    client, anna_card, shop_admin_client
+):
     order = order_paid_with(client, "1000", towels=1)  # 3,200 + 1,490 = 4,690
     kettle, towels = sorted(order.lines.all(), key=lambda line: line.line_price_incl_tax)[::-1]
-    assert balance(card) == D("1000.00")
+    assert balance(anna_card) == D("1000.00")
 
-    set_line_status(manager, order, towels, "Cancelled")
+    set_line_status(shop_admin_client, order, towels, "Cancelled")
     # 1,000 × 1,490 / 4,690 = 317.697... rounded down.
-    assert balance(card) == D("1317.69")
+    assert balance(anna_card) == D("1317.69")
     assert Hold.objects.get().refunded_points == D("317.69")
 
-    set_line_status(manager, order, kettle, "Cancelled")
-    assert balance(card) == D("2000.00")  # nothing lost to rounding
+    set_line_status(shop_admin_client, order, kettle, "Cancelled")
+    assert balance(anna_card) == D("2000.00")  # nothing lost to rounding
 
-    set_order_status(manager, order, "Cancelled")
-    assert balance(card) == D("2000.00")
+    set_order_status(shop_admin_client, order, "Cancelled")
+    assert balance(anna_card) == D("2000.00")
     assert order.sources.get(source_type__code="bonus-points").amount_refunded == D("1000.00")
 
 
-def test_refund_of_a_completed_line(client, card, manager, django_capture_on_commit_callbacks):
+def test_refund_of_a_completed_line(
+    client, anna_card, shop_admin_client, django_capture_on_commit_callbacks
+):
     order = order_paid_with(client, "1000", towels=1)
     with django_capture_on_commit_callbacks(execute=True):
-        set_order_status(manager, order, "Complete")
+        set_order_status(shop_admin_client, order, "Complete")
     towels = order.lines.get(line_price_incl_tax=D("1490.00"))
     # Paid 1,000 with points; earned 5% of 3,690 = 184 on completion.
-    assert balance(card) == D("1184.00")
-    set_line_status(manager, order, towels, "Refunded")
+    assert balance(anna_card) == D("1184.00")
+    set_line_status(shop_admin_client, order, towels, "Refunded")
     # Back: the line's share of the spent points (317.69); taken: its share of the earned
     # points (184 × 1,490 / 3,690 = 74.29, rounded down to whole points).
-    assert balance(card) == D("1184.00") + D("317.69") - D("74.00")
+    assert balance(anna_card) == D("1184.00") + D("317.69") - D("74.00")
     assert Transfer.objects.filter(key=f"order:{order.number}:refund:{towels.pk}").exists()
 
 
-def test_dashboard_order_page_shows_the_orders_points(client, card, manager):
+def test_dashboard_order_page_shows_the_orders_points(client, anna_card, shop_admin_client):
     order = order_paid_with(client, "500")
-    page = text(dashboard_page(manager, order))
+    page = text(dashboard_page(shop_admin_client, order))
     assert "Bonus points" in page
-    assert card.number in page
+    assert anna_card.number in page
     # spent 500 (captured), pending 135 (5% of 2,700), nothing returned yet
     assert '<td class="loyalty-spent">' in page and "500.00" in page
     assert '<td class="loyalty-pending">135</td>' in page
     assert '<td class="loyalty-returned">0</td>' in page
 
-    set_order_status(manager, order, "Cancelled")
-    page = text(dashboard_page(manager, order))
+    set_order_status(shop_admin_client, order, "Cancelled")
+    page = text(dashboard_page(shop_admin_client, order))
     assert '<td class="loyalty-returned">500</td>' in page
     assert '<td class="loyalty-pending">0</td>' in page
 
 
-def test_dashboard_order_page_without_points_shows_no_block(client, card, manager):
+def test_dashboard_order_page_without_points_shows_no_block(client, anna_card, shop_admin_client):
     client.force_login(customer("boris@example.com"))
     to_payment_step(client, customer("boris@example.com"))
     place_order(client)
     order = Order.objects.get()
-    assert "loyalty-order-points" not in text(dashboard_page(manager, order))
+    assert "loyalty-order-points" not in text(dashboard_page(shop_admin_client, order))

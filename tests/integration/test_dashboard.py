@@ -17,6 +17,7 @@ from tests.integration.dashboard_support import (
     card_for,
     logged_in,
     make_staff,
+    page,
     url,
 )
 
@@ -30,21 +31,6 @@ Transfer = get_model("oscar_loyalty", "Transfer")
 D = Decimal
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def manager():
-    return make_staff()
-
-
-@pytest.fixture
-def client_m(client, manager):
-    return logged_in(client, manager)
-
-
-def page(response):
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
 
 
 # --- permissions and CSRF ------------------------------------------------------------------
@@ -82,17 +68,19 @@ def page_url(name, arg, card):
 
 
 @pytest.mark.parametrize("name, arg", GET_PAGES)
-def test_every_page_needs_its_model_permission(client, card, name, arg):
+def test_every_page_needs_its_model_permission(
+    client, card, name, arg, staff_without_permission, manager
+):
     target = page_url(name, arg, card)
     # Anonymous: to the dashboard's login page.
     response = client.get(target)
     assert response.status_code == 302 and "/login/" in response["Location"]
     # Staff without the loyalty permissions: forbidden.
-    logged_in(client, make_staff("clerk@example.com", perms=False))
+    logged_in(client, staff_without_permission)
     assert client.get(target).status_code == 403
     client.logout()
     # A manager: the page.
-    logged_in(client, make_staff())
+    logged_in(client, manager)
     assert client.get(target).status_code == 200
 
 
@@ -104,13 +92,9 @@ def test_a_customer_with_permissions_but_not_staff_is_refused(client, card):
     assert client.get(url("loyalty-card-detail", card.pk)).status_code == 403
 
 
-def test_viewing_is_not_changing(client, card):
+def test_viewing_is_not_changing(client, card, card_viewer):
     """A manager who may only look at cards sees them but cannot accrue or block."""
-    from django.contrib.auth.models import Permission
-
-    viewer = make_staff("viewer@example.com", perms=False)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_card"))
-    logged_in(client, viewer)
+    logged_in(client, card_viewer)
     content = page(client.get(url("loyalty-card-detail", card.pk)))
     assert "adjust_form" not in content and "status_block_form" not in content
     response = client.post(
@@ -203,16 +187,16 @@ def numbers_in(content, crowd):
         ({"spend_min": "7000"}, {"rich"}),
     ],
 )
-def test_card_list_searches_and_filters(client_m, crowd, query, expected):
-    assert numbers_in(listed(client_m, **query), crowd) == expected
+def test_card_list_searches_and_filters(manager_client, crowd, query, expected):
+    assert numbers_in(listed(manager_client, **query), crowd) == expected
 
 
-def test_card_list_finds_a_card_by_the_start_of_its_number(client_m, crowd):
+def test_card_list_finds_a_card_by_the_start_of_its_number(manager_client, crowd):
     number = crowd["ivan"].number
-    assert numbers_in(listed(client_m, q=number[:9]), crowd) == {"ivan"}
+    assert numbers_in(listed(manager_client, q=number[:9]), crowd) == {"ivan"}
 
 
-def test_card_list_filters_by_grade_category_and_last_order(client_m, crowd, program):
+def test_card_list_filters_by_grade_category_and_last_order(manager_client, crowd, program):
     from oscar_loyalty import categories
     from oscar_loyalty.models import Category
 
@@ -220,44 +204,44 @@ def test_card_list_filters_by_grade_category_and_last_order(client_m, crowd, pro
     categories.assign(vip, [crowd["rich"].user_id])
     silver = factories.grade(program, "Silver")
     today = timezone.localdate()
-    assert numbers_in(listed(client_m, grade=silver.pk), crowd) == {"ivan"}
-    assert numbers_in(listed(client_m, category=vip.pk), crowd) == {"rich"}
+    assert numbers_in(listed(manager_client, grade=silver.pk), crowd) == {"ivan"}
+    assert numbers_in(listed(manager_client, category=vip.pk), crowd) == {"rich"}
     since = (today - timedelta(days=10)).isoformat()
-    assert numbers_in(listed(client_m, last_order_from=since), crowd) == {"olga"}
+    assert numbers_in(listed(manager_client, last_order_from=since), crowd) == {"olga"}
     until = (today - timedelta(days=10)).isoformat()
-    assert numbers_in(listed(client_m, last_order_to=until), crowd) == {"ivan"}
+    assert numbers_in(listed(manager_client, last_order_to=until), crowd) == {"ivan"}
 
 
-def test_card_list_shows_a_wrong_filter_instead_of_ignoring_it(client_m, crowd):
-    content = listed(client_m, balance_min="lots")
+def test_card_list_shows_a_wrong_filter_instead_of_ignoring_it(manager_client, crowd):
+    content = listed(manager_client, balance_min="lots")
     assert "Some filters are wrong" in content
     assert numbers_in(content, crowd) == set()
 
 
-def test_card_list_sorts_by_balance(client_m, crowd):
-    content = listed(client_m, sort="-balance")
+def test_card_list_sorts_by_balance(manager_client, crowd):
+    content = listed(manager_client, sort="-balance")
     order = [crowd[n].number for n in ("rich", "olga", "ivan")]
     positions = [content.index(number) for number in order]
     assert positions == sorted(positions)
 
 
-def test_card_list_shows_categories_as_chips(client_m, crowd):
+def test_card_list_shows_categories_as_chips(manager_client, crowd):
     from oscar_loyalty import categories
     from oscar_loyalty.models import Category
 
     loyal = Category.objects.get(name="Loyal")
     categories.assign(loyal, [crowd["olga"].user_id])
-    content = listed(client_m)
+    content = listed(manager_client)
     assert f"background-color: {loyal.colour}" in content
 
 
-def test_card_list_needs_the_same_queries_for_any_number_of_cards(client_m, program):
+def test_card_list_needs_the_same_queries_for_any_number_of_cards(manager_client, program):
     from oscar_loyalty import categories
     from oscar_loyalty.models import Category
 
     def queries():
         with CaptureQueriesContext(connection) as captured:
-            page(client_m.get(url("loyalty-card-list")))
+            page(manager_client.get(url("loyalty-card-list")))
         return len(captured)
 
     vip = Category.objects.get(name="VIP")
@@ -270,11 +254,11 @@ def test_card_list_needs_the_same_queries_for_any_number_of_cards(client_m, prog
     assert queries() == few
 
 
-def test_card_list_pages(client_m, program, settings):
+def test_card_list_pages(manager_client, program, settings):
     settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE = 2
     made = [card_for(program, f"p{n}@example.com") for n in range(5)]
-    first = listed(client_m)
-    third = listed(client_m, page=3)
+    first = listed(manager_client)
+    third = listed(manager_client, page=3)
     assert "Page 1 of 3" in " ".join(first.split())
     assert sum(card.number in first for card in made) == 2
     assert sum(card.number in third for card in made) == 1
@@ -283,7 +267,7 @@ def test_card_list_pages(client_m, program, settings):
 # --- the card page and its actions ---------------------------------------------------------
 
 
-def test_card_page_shows_customer_balance_pending_history_and_orders(client_m, card, manager):
+def test_card_page_shows_customer_balance_pending_history_and_orders(manager_client, card, manager):
     product = factories.make_product("1000.00")
     order = factories.place_order(card.user, [(product, 2)])
     factories.set_status(order, "Complete")
@@ -297,7 +281,7 @@ def test_card_page_shows_customer_balance_pending_history_and_orders(client_m, c
         note="Complaint 42",
         created_by=manager,
     )
-    content = page(client_m.get(url("loyalty-card-detail", card.pk)))
+    content = page(manager_client.get(url("loyalty-card-detail", card.pk)))
     assert "olga@example.com" in content
     assert 'class="loyalty-balance h4">75<' in content  # 60 earned on the order + 15 by hand
     assert "Sorry for the delay" in content and "Complaint 42" in content
@@ -306,8 +290,8 @@ def test_card_page_shows_customer_balance_pending_history_and_orders(client_m, c
     assert "<strong>30</strong>" in content  # pending points of the order in progress
 
 
-def test_manager_accrues_and_debits_with_description_and_note(client_m, card, manager):
-    response = client_m.post(
+def test_manager_accrues_and_debits_with_description_and_note(manager_client, card, manager):
+    response = manager_client.post(
         url("loyalty-card-adjust", card.pk),
         {
             "direction": "accrue",
@@ -325,7 +309,7 @@ def test_manager_accrues_and_debits_with_description_and_note(client_m, card, ma
         "by phone",
         manager,
     )
-    client_m.post(
+    manager_client.post(
         url("loyalty-card-adjust", card.pk),
         {"direction": "debit", "amount": "30", "description": "Correction", "token": "two"},
     )
@@ -333,18 +317,22 @@ def test_manager_accrues_and_debits_with_description_and_note(client_m, card, ma
     assert Transfer.objects.filter(card=card).count() == 2  # nothing edited, one more transfer
 
 
-def test_the_same_adjust_form_sent_twice_counts_once(client_m, card):
+def test_the_same_adjust_form_sent_twice_counts_once(manager_client, card):
     data = {"direction": "accrue", "amount": "40", "description": "Gift", "token": "same"}
-    client_m.post(url("loyalty-card-adjust", card.pk), data)
-    client_m.post(url("loyalty-card-adjust", card.pk), data)
+    manager_client.post(url("loyalty-card-adjust", card.pk), data)
+    manager_client.post(url("loyalty-card-adjust", card.pk), data)
     assert factories.refreshed(card).account.balance == D("40.00")
 
 
-def test_the_adjust_form_sent_again_as_a_debit_says_it_was_used_and_changes_nothing(client_m, card):
+def test_the_adjust_form_sent_again_as_a_debit_says_it_was_used_and_changes_nothing(
+    manager_client, card
+):
     data = {"direction": "accrue", "amount": "100", "description": "Gift", "token": "same"}
-    client_m.post(url("loyalty-card-adjust", card.pk), data)
+    manager_client.post(url("loyalty-card-adjust", card.pk), data)
 
-    response = client_m.post(url("loyalty-card-adjust", card.pk), {**data, "direction": "debit"})
+    response = manager_client.post(
+        url("loyalty-card-adjust", card.pk), {**data, "direction": "debit"}
+    )
 
     content = page(response)
     assert response.status_code == 200
@@ -354,8 +342,8 @@ def test_the_adjust_form_sent_again_as_a_debit_says_it_was_used_and_changes_noth
     assert Transfer.objects.filter(card=card).count() == 1
 
 
-def test_debit_beyond_the_balance_is_refused_with_a_message(client_m, card):
-    response = client_m.post(
+def test_debit_beyond_the_balance_is_refused_with_a_message(manager_client, card):
+    response = manager_client.post(
         url("loyalty-card-adjust", card.pk),
         {"direction": "debit", "amount": "5", "description": "Oops", "token": "x"},
     )
@@ -364,29 +352,29 @@ def test_debit_beyond_the_balance_is_refused_with_a_message(client_m, card):
     assert not Transfer.objects.filter(card=card).exists()
 
 
-def test_a_closed_card_takes_no_adjustment(client_m, card):
+def test_a_closed_card_takes_no_adjustment(manager_client, card):
     """Blocked cards: see test_dashboard_manager (debits only)."""
     ledger.credit_card(card, D("5"), "test:before")
     cards.close(card, reason="gone")
     data = {"direction": "debit", "amount": "5", "description": "Fix", "token": "c"}
-    content = page(client_m.post(url("loyalty-card-adjust", card.pk), data))
+    content = page(manager_client.post(url("loyalty-card-adjust", card.pk), data))
     assert "closed" in content
     assert factories.refreshed(card).account.balance == D("5.00")
 
 
-def test_block_unblock_and_close_with_reasons(client_m, card, manager):
+def test_block_unblock_and_close_with_reasons(manager_client, card, manager):
     status = url("loyalty-card-status", card.pk)
-    content = page(client_m.post(status, {"action": "block", "reason": ""}))
+    content = page(manager_client.post(status, {"action": "block", "reason": ""}))
     assert "This field is required" in content
     assert Card.objects.get(pk=card.pk).status == Card.ACTIVE
 
-    client_m.post(status, {"action": "block", "reason": "Lost card"})
+    manager_client.post(status, {"action": "block", "reason": "Lost card"})
     assert Card.objects.get(pk=card.pk).status == Card.BLOCKED
-    content = page(client_m.get(url("loyalty-card-detail", card.pk)))
+    content = page(manager_client.get(url("loyalty-card-detail", card.pk)))
     assert "status_unblock_form" in content and "status_block_form" not in content
 
-    client_m.post(status, {"action": "unblock", "reason": "Found"})
-    client_m.post(status, {"action": "close", "reason": "Customer asked"})
+    manager_client.post(status, {"action": "unblock", "reason": "Found"})
+    manager_client.post(status, {"action": "close", "reason": "Customer asked"})
     changes = list(
         StatusChange.objects.filter(card=card)
         .order_by("id")
@@ -397,13 +385,15 @@ def test_block_unblock_and_close_with_reasons(client_m, card, manager):
         ("active", "Found", manager.pk),
         ("closed", "Customer asked", manager.pk),
     ]
-    content = page(client_m.post(status, {"action": "unblock", "reason": "again"}))
+    content = page(manager_client.post(status, {"action": "unblock", "reason": "again"}))
     assert "cannot be done now" in content
 
 
-def test_a_manual_grade_stays_whatever_the_customer_buys(client_m, card, program):
+def test_a_manual_grade_stays_whatever_the_customer_buys(manager_client, card, program):
     gold = factories.grade(program, "Gold")
-    client_m.post(url("loyalty-card-grade", card.pk), {"grade": str(gold.pk), "reason": "VIP"})
+    manager_client.post(
+        url("loyalty-card-grade", card.pk), {"grade": str(gold.pk), "reason": "VIP"}
+    )
     card = factories.refreshed(card)
     assert (card.grade, card.grade_is_manual) == (gold, True)
     change = GradeChange.objects.get(card=card, automatic=False)
@@ -415,12 +405,12 @@ def test_a_manual_grade_stays_whatever_the_customer_buys(client_m, card, program
     assert factories.refreshed(card).grade == gold
 
 
-def test_grade_change_refuses_an_accumulated_sum_below_the_actual(client_m, card, program):
+def test_grade_change_refuses_an_accumulated_sum_below_the_actual(manager_client, card, program):
     factories.set_status(
         factories.place_order(card.user, [(factories.make_product("5000.00"), 1)]), "Complete"
     )
     silver = factories.grade(program, "Silver")
-    response = client_m.post(
+    response = manager_client.post(
         url("loyalty-card-grade", card.pk),
         {"grade": str(silver.pk), "accumulated": "100", "reason": "typo"},
     )
@@ -428,11 +418,11 @@ def test_grade_change_refuses_an_accumulated_sum_below_the_actual(client_m, card
     assert factories.refreshed(card).grade.name == "Base"
 
 
-def test_not_participating_and_back_to_automatic(client_m, card):
-    client_m.post(url("loyalty-card-grade", card.pk), {"grade": "none", "reason": "Staff"})
+def test_not_participating_and_back_to_automatic(manager_client, card):
+    manager_client.post(url("loyalty-card-grade", card.pk), {"grade": "none", "reason": "Staff"})
     assert factories.refreshed(card).participates is False
-    assert "Not participating" in page(client_m.get(url("loyalty-card-list")))
-    client_m.post(url("loyalty-card-grade", card.pk), {"grade": "auto", "reason": "Back"})
+    assert "Not participating" in page(manager_client.get(url("loyalty-card-list")))
+    manager_client.post(url("loyalty-card-grade", card.pk), {"grade": "auto", "reason": "Back"})
     card = factories.refreshed(card)
     assert card.participates is True and card.grade_is_manual is False
 
@@ -440,8 +430,8 @@ def test_not_participating_and_back_to_automatic(client_m, card):
 # --- issuing cards -------------------------------------------------------------------------
 
 
-def test_issue_a_card_to_a_new_customer_in_one_step(client_m, program, manager):
-    response = client_m.post(
+def test_issue_a_card_to_a_new_customer_in_one_step(manager_client, program, manager):
+    response = manager_client.post(
         url("loyalty-card-create"),
         {
             "program": program.pk,
@@ -462,10 +452,10 @@ def test_issue_a_card_to_a_new_customer_in_one_step(client_m, program, manager):
     assert card.created_by == manager
 
 
-def test_issue_to_an_existing_customer_with_a_number_and_grade(client_m, program, customer):
+def test_issue_to_an_existing_customer_with_a_number_and_grade(manager_client, program, customer):
     gold = factories.grade(program, "Gold")
     number = "4000001234" + cards.check_digit("4000001234")
-    client_m.post(
+    manager_client.post(
         url("loyalty-card-create"),
         {"program": program.pk, "email": "OLGA@example.com", "number": number, "grade": gold.pk},
     )
@@ -484,15 +474,15 @@ def test_issue_to_an_existing_customer_with_a_number_and_grade(client_m, program
         ({"phone": "+79161112233", "number": "4000001235"}, "check digit does not match"),
     ],
 )
-def test_issue_form_says_what_is_wrong(client_m, program, customer, data, message):
-    content = page(client_m.post(url("loyalty-card-create"), {"program": program.pk, **data}))
+def test_issue_form_says_what_is_wrong(manager_client, program, customer, data, message):
+    content = page(manager_client.post(url("loyalty-card-create"), {"program": program.pk, **data}))
     assert message in content
     assert not Card.objects.exists()
 
 
-def test_a_second_card_of_the_same_programme_is_refused(client_m, card):
+def test_a_second_card_of_the_same_programme_is_refused(manager_client, card):
     content = page(
-        client_m.post(
+        manager_client.post(
             url("loyalty-card-create"), {"program": card.program_id, "email": card.user.email}
         )
     )
@@ -500,29 +490,31 @@ def test_a_second_card_of_the_same_programme_is_refused(client_m, card):
     assert Card.objects.count() == 1
 
 
-def test_issue_from_the_customers_page(client_m, program, customer):
-    detail = page(client_m.get(url("dashboard:user-detail", customer.pk)))
+def test_issue_from_the_customers_page(manager_client, program, customer):
+    detail = page(manager_client.get(url("dashboard:user-detail", customer.pk)))
     issue_link = f"{url('loyalty-card-create')}?customer={customer.pk}"
     assert issue_link in detail and "This customer has no bonus card" in detail
-    response = client_m.post(issue_link, {"program": program.pk})
+    response = manager_client.post(issue_link, {"program": program.pk})
     card = Card.objects.get(user=customer)
     assert response["Location"] == url("loyalty-card-detail", card.pk)
-    detail = page(client_m.get(url("dashboard:user-detail", customer.pk)))
+    detail = page(manager_client.get(url("dashboard:user-detail", customer.pk)))
     assert card.number in detail
 
 
-def test_a_phone_card_waits_for_its_customer(client_m, program):
-    client_m.post(url("loyalty-card-create"), {"program": program.pk, "phone": "+7 916 000 11 22"})
+def test_a_phone_card_waits_for_its_customer(manager_client, program):
+    manager_client.post(
+        url("loyalty-card-create"), {"program": program.pk, "phone": "+7 916 000 11 22"}
+    )
     card = Card.objects.get(phone="79160001122")
     assert card.user is None
-    assert "Not a customer yet" in page(client_m.get(url("loyalty-card-list")))
+    assert "Not a customer yet" in page(manager_client.get(url("loyalty-card-list")))
 
 
 # --- programmes and grades -----------------------------------------------------------------
 
 
-def test_create_a_programme_then_its_grades_sorted_by_threshold(client_m):
-    response = client_m.post(
+def test_create_a_programme_then_its_grades_sorted_by_threshold(manager_client):
+    response = manager_client.post(
         url("loyalty-program-create"),
         {
             "name": "Club",
@@ -542,34 +534,38 @@ def test_create_a_programme_then_its_grades_sorted_by_threshold(client_m):
     for name, spend_from in (("Gold", "30000"), ("Base", "0"), ("Silver", "10000")):
         grade = {"name": name, "spend_from": spend_from, "earn_percent": "5"}
         grade |= {"discount_type": "percent", "discount_value": "0", "colour": "#123456"}
-        assert client_m.post(url("loyalty-grade-create", program.pk), grade).status_code == 302
-    content = page(client_m.get(url("loyalty-program-update", program.pk)))
+        assert (
+            manager_client.post(url("loyalty-grade-create", program.pk), grade).status_code == 302
+        )
+    content = page(manager_client.get(url("loyalty-program-update", program.pk)))
     positions = [content.index(f">{name}<") for name in ("Base", "Silver", "Gold")]
     assert positions == sorted(positions)
 
 
-def test_two_grades_cannot_start_at_the_same_sum(client_m, program):
+def test_two_grades_cannot_start_at_the_same_sum(manager_client, program):
     grade = {"name": "Twin", "spend_from": "10000", "earn_percent": "5"}
     grade |= {"discount_type": "percent", "discount_value": "0", "colour": "#123456"}
-    content = page(client_m.post(url("loyalty-grade-create", program.pk), grade))
+    content = page(manager_client.post(url("loyalty-grade-create", program.pk), grade))
     assert "already starts at this sum" in content
     assert program.grades.count() == 3
 
 
-def test_grades_show_how_many_cards_they_have(client_m, program, card):
-    content = page(client_m.get(url("loyalty-program-update", program.pk)))
+def test_grades_show_how_many_cards_they_have(manager_client, program, card):
+    content = page(manager_client.get(url("loyalty-program-update", program.pk)))
     assert f'?grade={card.grade_id}">1<' in content
 
 
-def test_a_grade_in_use_is_deleted_only_after_moving_its_cards(client_m, card, program, manager):
+def test_a_grade_in_use_is_deleted_only_after_moving_its_cards(
+    manager_client, card, program, manager
+):
     base, silver = card.grade, factories.grade(program, "Silver")
-    content = page(client_m.get(url("loyalty-grade-delete", base.pk)))
+    content = page(manager_client.get(url("loyalty-grade-delete", base.pk)))
     assert "1 card has this grade" in content
-    content = page(client_m.post(url("loyalty-grade-delete", base.pk), {}))
+    content = page(manager_client.post(url("loyalty-grade-delete", base.pk), {}))
     assert "Choose the grade to move them to" in content
     assert Grade.objects.filter(pk=base.pk).exists()
 
-    client_m.post(url("loyalty-grade-delete", base.pk), {"move_to": silver.pk})
+    manager_client.post(url("loyalty-grade-delete", base.pk), {"move_to": silver.pk})
     assert not Grade.objects.filter(pk=base.pk).exists()
     assert factories.refreshed(card).grade == silver
     change = GradeChange.objects.get(card=card)
@@ -577,9 +573,9 @@ def test_a_grade_in_use_is_deleted_only_after_moving_its_cards(client_m, card, p
     assert "Base" in change.reason
 
 
-def test_an_unused_grade_is_deleted_at_once(client_m, program):
+def test_an_unused_grade_is_deleted_at_once(manager_client, program):
     gold = factories.grade(program, "Gold")
-    client_m.post(url("loyalty-grade-delete", gold.pk), {})
+    manager_client.post(url("loyalty-grade-delete", gold.pk), {})
     assert not Grade.objects.filter(pk=gold.pk).exists()
 
 

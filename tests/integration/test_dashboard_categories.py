@@ -9,23 +9,13 @@ from tests import factories
 from tests.integration.dashboard_support import (
     card_for,
     logged_in,
-    make_staff,
+    page,
     url,
 )
 
 Category = get_model("oscar_loyalty", "Category")
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def client_m(client):
-    return logged_in(client, make_staff())
-
-
-def page(response):
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
 
 
 def members(category):
@@ -50,69 +40,69 @@ def test_default_names_are_shown_through_the_translation_catalogue(monkeypatch):
     assert str(own) == "Wholesale" and "Wholesale" not in seen
 
 
-def test_create_edit_and_delete_a_category(client_m):
-    client_m.post(url("loyalty-category-create"), {"name": "Wholesale", "colour": "#ff8800"})
+def test_create_edit_and_delete_a_category(manager_client):
+    manager_client.post(url("loyalty-category-create"), {"name": "Wholesale", "colour": "#ff8800"})
     wholesale = Category.objects.get(name="Wholesale")
     assert wholesale.colour == "#ff8800"
-    content = page(client_m.get(url("loyalty-category-list")))
+    content = page(manager_client.get(url("loyalty-category-list")))
     assert "Wholesale" in content and "background-color: #ff8800" in content
 
     content = page(
-        client_m.post(
+        manager_client.post(
             url("loyalty-category-update", wholesale.pk), {"name": "Wholesale", "colour": "red"}
         )
     )
     assert "Enter a colour like #1f77b4." in content
-    client_m.post(
+    manager_client.post(
         url("loyalty-category-update", wholesale.pk), {"name": "Trade", "colour": "#00ff00"}
     )
     assert Category.objects.get(pk=wholesale.pk).name == "Trade"
 
     customer = factories.make_customer("c@example.com")
     wholesale.customers.add(customer)
-    content = page(client_m.get(url("loyalty-category-delete", wholesale.pk)))
+    content = page(manager_client.get(url("loyalty-category-delete", wholesale.pk)))
     assert "1 customer has this category" in content
-    client_m.post(url("loyalty-category-delete", wholesale.pk))
+    manager_client.post(url("loyalty-category-delete", wholesale.pk))
     assert not Category.objects.filter(pk=wholesale.pk).exists()
     assert type(customer).objects.filter(pk=customer.pk).exists()
 
 
-def test_category_names_are_unique(client_m):
+def test_category_names_are_unique(manager_client):
     content = page(
-        client_m.post(url("loyalty-category-create"), {"name": "VIP", "colour": "#000000"})
+        manager_client.post(url("loyalty-category-create"), {"name": "VIP", "colour": "#000000"})
     )
     assert "already exists" in content
 
 
-def test_assign_and_remove_on_one_customer_from_the_card_page(client_m, card):
+def test_assign_and_remove_on_one_customer_from_the_card_page(manager_client, card):
     vip = Category.objects.get(name="VIP")
     card_page = url("loyalty-card-detail", card.pk)
     target = url("loyalty-customer-categories", card.user_id)
-    response = client_m.post(target, {"category": vip.pk, "action": "add", "next": card_page})
+    response = manager_client.post(target, {"category": vip.pk, "action": "add", "next": card_page})
     assert response["Location"] == card_page
     assert members(vip) == {"olga@example.com"}
-    assert f"background-color: {vip.colour}" in page(client_m.get(card_page))
+    assert f"background-color: {vip.colour}" in page(manager_client.get(card_page))
 
-    client_m.post(target, {"category": vip.pk, "action": "remove", "next": card_page})
+    manager_client.post(target, {"category": vip.pk, "action": "remove", "next": card_page})
     assert members(vip) == set()
 
 
-def test_customer_page_shows_chips_and_assigns(client_m, customer):
+def test_customer_page_shows_chips_and_assigns(manager_client, customer):
     loyal = Category.objects.get(name="Loyal")
     detail = url("dashboard:user-detail", customer.pk)
-    content = page(client_m.get(detail))
+    content = page(manager_client.get(detail))
     assert "loyalty-customer-categories" in content and "No categories" in content
-    response = client_m.post(
+    response = manager_client.post(
         url("loyalty-customer-categories", customer.pk),
         {"category": loyal.pk, "action": "add", "next": detail},
     )
     assert response["Location"] == detail
-    assert f"background-color: {loyal.colour}" in page(client_m.get(detail))
+    assert f"background-color: {loyal.colour}" in page(manager_client.get(detail))
 
 
-def test_next_must_stay_on_the_site(client_m, customer):
+def test_next_must_stay_on_the_site(manager_client, customer):
     loyal = Category.objects.get(name="Loyal")
-    response = client_m.post(
+    response = manager_client.post(
         url("loyalty-customer-categories", customer.pk),
         {"category": loyal.pk, "action": "add", "next": "https://evil.example.com/"},
     )
@@ -128,9 +118,9 @@ def three(program):
     ]
 
 
-def test_assign_to_ticked_cards(client_m, three):
+def test_assign_to_ticked_cards(manager_client, three):
     vip = Category.objects.get(name="VIP")
-    response = client_m.post(
+    response = manager_client.post(
         url("loyalty-card-categories"),
         {
             "category": vip.pk,
@@ -144,9 +134,9 @@ def test_assign_to_ticked_cards(client_m, three):
     assert members(vip) == {"a@example.com", "c@example.com"}
 
 
-def test_ticking_nothing_says_so(client_m, three):
+def test_ticking_nothing_says_so(manager_client, three):
     vip = Category.objects.get(name="VIP")
-    response = client_m.post(
+    response = manager_client.post(
         url("loyalty-card-categories"),
         {"category": vip.pk, "action": "add", "scope": "selected", "query": ""},
         follow=True,
@@ -155,37 +145,33 @@ def test_ticking_nothing_says_so(client_m, three):
     assert members(vip) == set()
 
 
-def test_assign_to_all_matching_cards_after_confirming_the_count(client_m, three):
+def test_assign_to_all_matching_cards_after_confirming_the_count(manager_client, three):
     vip = Category.objects.get(name="VIP")
     data = {"category": vip.pk, "action": "add", "scope": "matching", "query": "spend_min=1000"}
-    content = page(client_m.post(url("loyalty-card-categories"), data))
+    content = page(manager_client.post(url("loyalty-card-categories"), data))
     assert "2 customers will get this category" in content
     assert "Completed orders total from RUB1,000.00" in content
     assert members(vip) == set()  # nothing before the confirmation
 
-    response = client_m.post(url("loyalty-card-categories"), {**data, "confirmed": "1"})
+    response = manager_client.post(url("loyalty-card-categories"), {**data, "confirmed": "1"})
     assert response["Location"] == url("loyalty-card-list") + "?spend_min=1000"
     assert members(vip) == {"b@example.com", "c@example.com"}
 
     remove = {**data, "action": "remove", "query": "", "confirmed": "1"}
-    client_m.post(url("loyalty-card-categories"), remove)
+    manager_client.post(url("loyalty-card-categories"), remove)
     assert members(vip) == set()
 
 
-def test_a_broken_filter_never_means_everyone(client_m, three):
+def test_a_broken_filter_never_means_everyone(manager_client, three):
     vip = Category.objects.get(name="VIP")
     data = {"category": vip.pk, "action": "add", "scope": "matching"}
     data |= {"query": "spend_min=lots", "confirmed": "1"}
-    client_m.post(url("loyalty-card-categories"), data)
+    manager_client.post(url("loyalty-card-categories"), data)
     assert members(vip) == set()
 
 
-def test_bulk_category_needs_the_permission(client, three):
-    from django.contrib.auth.models import Permission
-
-    clerk = make_staff("clerk@example.com", perms=False)
-    clerk.user_permissions.add(Permission.objects.get(codename="view_card"))
-    logged_in(client, clerk)
+def test_bulk_category_needs_the_permission(client, three, card_viewer):
+    logged_in(client, card_viewer)
     vip = Category.objects.get(name="VIP")
     data = {"category": vip.pk, "action": "add", "scope": "selected"}
     response = client.post(url("loyalty-card-categories"), {**data, "selected_card": three[0].pk})
@@ -204,7 +190,7 @@ def test_russian_shows_the_default_names_translated(name, russian):
     )
 
 
-def test_oscar_customer_list_shows_category_chips_with_one_query_per_page(client_m):
+def test_oscar_customer_list_shows_category_chips_with_one_query_per_page(manager_client):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
@@ -216,7 +202,7 @@ def test_oscar_customer_list_shows_category_chips_with_one_query_per_page(client
     loyal.customers.add(anna, boris)
 
     with CaptureQueriesContext(connection) as few:
-        content = page(client_m.get(reverse("dashboard:users-index")))
+        content = page(manager_client.get(reverse("dashboard:users-index")))
     rows = content.split("<tbody")[1]
     anna_row = next(r for r in rows.split("<tr") if "anna@example.com" in r)
     boris_row = next(r for r in rows.split("<tr") if "boris@example.com" in r)
@@ -227,7 +213,7 @@ def test_oscar_customer_list_shows_category_chips_with_one_query_per_page(client
     for n in range(10):
         loyal.customers.add(factories.make_customer(f"more{n}@example.com"))
     with CaptureQueriesContext(connection) as many:
-        page(client_m.get(reverse("dashboard:users-index")))
+        page(manager_client.get(reverse("dashboard:users-index")))
     category_queries = [
         q for q in many.captured_queries if "oscar_loyalty_category_customers" in q["sql"]
     ]

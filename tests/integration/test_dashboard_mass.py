@@ -15,8 +15,7 @@ from oscar_loyalty import audit, cards, earning
 from tests import factories
 from tests.integration.dashboard_support import (
     card_for,
-    logged_in,
-    make_staff,
+    page,
     url,
 )
 
@@ -30,27 +29,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def manager():
-    return make_staff()
-
-
-@pytest.fixture
-def client_m(client, manager):
-    return logged_in(client, manager)
-
-
-@pytest.fixture
 def shoppers(program):
     """Completed orders totals 500, 1000, 3000, 7000 and 9000."""
     return {
         spend: card_for(program, f"s{spend}@example.com", lifetime_spend=spend, balance="10")
         for spend in (500, 1000, 3000, 7000, 9000)
     }
-
-
-def page(response):
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
 
 
 def balance(card):
@@ -73,16 +57,20 @@ def run_mass(client, captured, kind="accrue", query="spend_min=1000&spend_max=70
     return confirmation, job
 
 
-def test_card_list_offers_to_accrue_to_all_matching_cards(client_m, shoppers):
-    content = page(client_m.get(url("loyalty-card-list"), {"spend_min": 1000, "spend_max": 7000}))
+def test_card_list_offers_to_accrue_to_all_matching_cards(manager_client, shoppers):
+    content = page(
+        manager_client.get(url("loyalty-card-list"), {"spend_min": 1000, "spend_max": 7000})
+    )
     assert "Accrue to all 3 matching cards" in content
     assert url("loyalty-mass-accrual") + "?spend_min=1000&amp;spend_max=7000" in content
 
 
 def test_mass_accrual_to_the_filtered_cards(
-    client_m, shoppers, manager, django_capture_on_commit_callbacks
+    manager_client, shoppers, manager, django_capture_on_commit_callbacks
 ):
-    confirmation, job = run_mass(client_m, django_capture_on_commit_callbacks, note="Campaign 7")
+    confirmation, job = run_mass(
+        manager_client, django_capture_on_commit_callbacks, note="Campaign 7"
+    )
     assert "loyalty-confirm-count" in confirmation
     assert ">3<" in confirmation and "<strong>300</strong>" in confirmation  # cards and total
     assert "Completed orders total from RUB1,000.00 to RUB7,000.00" in confirmation
@@ -103,68 +91,72 @@ def test_mass_accrual_to_the_filtered_cards(
         "Campaign 7",
         manager,
     )
-    result = page(client_m.get(url("loyalty-job-detail", job.pk)))
+    result = page(manager_client.get(url("loyalty-job-detail", job.pk)))
     assert "Every item succeeded" in result and "3 succeeded" in result
     assert audit.audit() == []
 
 
 def test_the_confirmation_sent_twice_starts_one_job(
-    client_m, shoppers, django_capture_on_commit_callbacks
+    manager_client, shoppers, django_capture_on_commit_callbacks
 ):
     target = url("loyalty-mass-accrual")
     data = {"query": "spend_min=9000", "token": "tok", "amount": "5", "description": "x"}
     data |= {"expected": "1", "confirm": "1"}
     with django_capture_on_commit_callbacks(execute=True):
-        first = client_m.post(target, data)
-        second = client_m.post(target, data)
+        first = manager_client.post(target, data)
+        second = manager_client.post(target, data)
     assert first["Location"] == second["Location"]
     assert Job.objects.count() == 1
     assert balance(shoppers[9000]) == D("15.00")
 
 
-def test_a_changed_selection_is_confirmed_again(client_m, shoppers, program):
+def test_a_changed_selection_is_confirmed_again(manager_client, shoppers, program):
     target = url("loyalty-mass-accrual")
     data = {"query": "spend_min=9000", "token": "tok2", "amount": "5", "description": "x"}
     card_for(program, "late@example.com", lifetime_spend=9500)
-    content = page(client_m.post(target, {**data, "expected": "1", "confirm": "1"}))
+    content = page(manager_client.post(target, {**data, "expected": "1", "confirm": "1"}))
     assert "The selection changed to 2 cards" in content
     assert not Job.objects.exists()
 
 
 def test_blocked_cards_are_skipped_and_listed(
-    client_m, shoppers, django_capture_on_commit_callbacks
+    manager_client, shoppers, django_capture_on_commit_callbacks
 ):
     cards.block(shoppers[3000], reason="fraud")
-    _, job = run_mass(client_m, django_capture_on_commit_callbacks)
+    _, job = run_mass(manager_client, django_capture_on_commit_callbacks)
     job.refresh_from_db()
     assert (job.succeeded, job.failed) == (2, 1)
     assert balance(shoppers[3000]) == D("10.00")
-    result = page(client_m.get(url("loyalty-job-detail", job.pk)))
+    result = page(manager_client.get(url("loyalty-job-detail", job.pk)))
     assert shoppers[3000].number in result and "is blocked" in result
 
 
 def test_mass_debit_skips_cards_without_enough_points(
-    client_m, shoppers, django_capture_on_commit_callbacks
+    manager_client, shoppers, django_capture_on_commit_callbacks
 ):
     factories.refreshed(shoppers[7000])
     from oscar_loyalty import ledger
 
     ledger.credit_card(shoppers[7000], D("200"), "test:more", kind="adjust")
-    _, job = run_mass(client_m, django_capture_on_commit_callbacks, kind="debit", amount="150")
+    _, job = run_mass(
+        manager_client, django_capture_on_commit_callbacks, kind="debit", amount="150"
+    )
     job.refresh_from_db()
     assert (job.succeeded, job.failed) == (1, 2)
     assert balance(shoppers[7000]) == D("60.00")
     assert balance(shoppers[1000]) == D("10.00")  # never overdrawn
-    result = page(client_m.get(url("loyalty-job-detail", job.pk)))
+    result = page(manager_client.get(url("loyalty-job-detail", job.pk)))
     assert "Not enough points: 10 available, 150 needed." in result
     assert audit.audit() == []
 
 
 def test_points_dated_later_are_pending_until_the_day(
-    client_m, shoppers, django_capture_on_commit_callbacks
+    manager_client, shoppers, django_capture_on_commit_callbacks
 ):
     day = timezone.localdate() + timedelta(days=10)
-    _, job = run_mass(client_m, django_capture_on_commit_callbacks, available_from=day.isoformat())
+    _, job = run_mass(
+        manager_client, django_capture_on_commit_callbacks, available_from=day.isoformat()
+    )
     card = shoppers[1000]
     assert balance(card) == D("10.00")
     pending = Accrual.objects.get(card=card, job=job)
@@ -173,7 +165,7 @@ def test_points_dated_later_are_pending_until_the_day(
         "Spring gift",
         Accrual.PENDING,
     )
-    content = page(client_m.get(url("loyalty-card-detail", card.pk)))
+    content = page(manager_client.get(url("loyalty-card-detail", card.pk)))
     assert "Spring gift" in content and "available from" in content
     # The manager sees which job it comes from, with a link to the job's page.
     assert f'<a href="{url("loyalty-job-detail", job.pk)}">mass accrual #{job.pk}</a>' in content
@@ -192,7 +184,7 @@ def test_points_dated_later_are_pending_until_the_day(
     assert balance(card) == D("110.00")
 
 
-def test_progress_endpoint_and_resume(client_m, shoppers, django_capture_on_commit_callbacks):
+def test_progress_endpoint_and_resume(manager_client, shoppers, django_capture_on_commit_callbacks):
     from oscar_loyalty import mass_jobs
 
     job = mass_jobs.create(
@@ -202,21 +194,21 @@ def test_progress_endpoint_and_resume(client_m, shoppers, django_capture_on_comm
         description="x",
         by=None,
     )
-    data = client_m.get(url("loyalty-job-progress", job.pk)).json()
+    data = manager_client.get(url("loyalty-job-progress", job.pk)).json()
     assert (data["total"], data["done"], data["percent"], data["finished"]) == (5, 0, 0, False)
-    content = page(client_m.get(url("loyalty-job-detail", job.pk)))
+    content = page(manager_client.get(url("loyalty-job-detail", job.pk)))
     assert "job_progress" in content and "job_resume_form" in content
 
     with django_capture_on_commit_callbacks(execute=True):  # eager: the chunks run now
-        client_m.post(url("loyalty-job-resume", job.pk))
-    data = client_m.get(url("loyalty-job-progress", job.pk)).json()
+        manager_client.post(url("loyalty-job-resume", job.pk))
+    data = manager_client.get(url("loyalty-job-progress", job.pk)).json()
     assert (data["done"], data["percent"], data["finished"]) == (5, 100, True)
-    assert "mass accrual" in page(client_m.get(url("loyalty-job-list"))).lower()
+    assert "mass accrual" in page(manager_client.get(url("loyalty-job-list"))).lower()
 
 
-def test_a_broken_filter_starts_nothing(client_m, shoppers):
-    content = page(client_m.get(url("loyalty-mass-accrual") + "?balance_min=lots"))
+def test_a_broken_filter_starts_nothing(manager_client, shoppers):
+    content = page(manager_client.get(url("loyalty-mass-accrual") + "?balance_min=lots"))
     assert "filter has errors" in content
     data = {"query": "balance_min=lots", "token": "t", "amount": "5", "description": "x"}
-    client_m.post(url("loyalty-mass-accrual"), {**data, "expected": "5", "confirm": "1"})
+    manager_client.post(url("loyalty-mass-accrual"), {**data, "expected": "5", "confirm": "1"})
     assert not Job.objects.exists()

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client, TestCase
 from django.urls import reverse
 from oscar.core.loading import get_model
@@ -18,6 +17,7 @@ from oscar.core.loading import get_model
 from oscar_loyalty import grades
 from oscar_loyalty.audit import audit
 from sandbox.demo import catalogue_data, loyalty_data
+from tests.integration.checkout_support import load_demo
 
 Card = get_model("oscar_loyalty", "Card")
 Transfer = get_model("oscar_loyalty", "Transfer")
@@ -28,12 +28,6 @@ Product = get_model("catalogue", "Product")
 D = Decimal
 pytestmark = pytest.mark.django_db
 PAGE = "/accounts/bonus-cards/"
-
-
-def load_demo():
-    out = io.StringIO()
-    call_command("load_demo", stdout=out)
-    return out.getvalue()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from oscar_loyalty import cards, earning, excel, jobs, ledger, mass_jobs, paying
 from oscar_loyalty.card_import import drafts
 from oscar_loyalty.card_import import undo as undoing
 from tests import factories
-from tests.integration.dashboard_support import logged_in, make_staff
 
 Transfer = get_model("oscar_loyalty", "Transfer")
 Job = get_model("oscar_loyalty", "Job")
@@ -38,11 +37,6 @@ def label_in(language, transfer):
 
 def of_kind(card, kind):
     return Transfer.objects.filter(card=card, kind=kind).latest("id")
-
-
-@pytest.fixture
-def kettle(db):
-    return factories.make_product("1000", title="Kettle")
 
 
 @pytest.fixture
@@ -168,11 +162,10 @@ def test_pasted_cells_are_named_in_the_readers_language(program):
         assert job.source_label == "Вставленные ячейки"
 
 
-def test_the_import_page_names_pasted_cells_in_the_managers_language(client, program):
+def test_the_import_page_names_pasted_cells_in_the_managers_language(manager_client, program):
     job = drafts.create_draft(excel.read_pasted(HEADER + "79123456701\t\t25\t\n"), program)
-    logged_in(client, make_staff())
 
-    response = client.get(
+    response = manager_client.get(
         reverse("loyalty-import-job", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="ru", follow=True
     )
 
@@ -204,14 +197,17 @@ def test_the_customers_history_is_in_russian_for_a_russian_reader(client, card, 
     assert "Points for order" not in page
 
 
-def test_the_card_page_and_the_report_are_in_the_managers_language(client, card, customer, kettle):
+def test_the_card_page_and_the_report_are_in_the_managers_language(
+    manager_client, card, customer, kettle
+):
     order = factories.set_status(factories.place_order(customer, [(kettle, 1)]), "Complete")
-    logged_in(client, make_staff())
 
     card_page = text(
-        client.get(reverse("loyalty-card-detail", args=[card.pk]), HTTP_ACCEPT_LANGUAGE="ru")
+        manager_client.get(
+            reverse("loyalty-card-detail", args=[card.pk]), HTTP_ACCEPT_LANGUAGE="ru"
+        )
     )
-    report = text(client.get(reverse("loyalty-report"), HTTP_ACCEPT_LANGUAGE="ru"))
+    report = text(manager_client.get(reverse("loyalty-report"), HTTP_ACCEPT_LANGUAGE="ru"))
 
     for page in (card_page, report):
         assert f"Баллы за заказ {order.number}" in page

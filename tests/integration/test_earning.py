@@ -38,11 +38,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def kettle(db):
-    return make_product("1000", title="Kettle")
-
-
-@pytest.fixture
 def blender(db):
     return make_product("3000", title="Blender")
 

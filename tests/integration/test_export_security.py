@@ -39,16 +39,6 @@ def staff_with(email, *codenames):
 
 
 @pytest.fixture
-def manager(db):
-    return make_staff()
-
-
-@pytest.fixture
-def client_m(client, manager):
-    return logged_in(client, manager)
-
-
-@pytest.fixture
 def large(program, monkeypatch):
     """A card with points, and every export is "large": it runs as a job."""
     card = cards.issue_card(program, phone="79123456701")
@@ -56,11 +46,11 @@ def large(program, monkeypatch):
     monkeypatch.setattr(reports, "INLINE_ROWS", 0)
 
 
-def export_job(client_m, program, kind, django_capture_on_commit_callbacks, fmt="xlsx"):
+def export_job(manager_client, program, kind, django_capture_on_commit_callbacks, fmt="xlsx"):
     """A finished export job of ``kind`` started from the dashboard, with its file."""
     url = "loyalty-card-export" if kind == Job.EXPORT else "loyalty-report-export"
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_m.post(reverse(url), {"format": fmt})
+        response = manager_client.post(reverse(url), {"format": fmt})
     job = Job.objects.get(kind=kind)
     assert response.url == reverse("loyalty-job-detail", args=[job.pk])
     job.refresh_from_db()
@@ -69,13 +59,15 @@ def export_job(client_m, program, kind, django_capture_on_commit_callbacks, fmt=
 
 
 @pytest.fixture
-def card_export(client_m, program, large, django_capture_on_commit_callbacks):
-    return export_job(client_m, program, Job.EXPORT, django_capture_on_commit_callbacks)
+def card_export(manager_client, program, large, django_capture_on_commit_callbacks):
+    return export_job(manager_client, program, Job.EXPORT, django_capture_on_commit_callbacks)
 
 
 @pytest.fixture
-def report_export(client_m, program, large, django_capture_on_commit_callbacks):
-    return export_job(client_m, program, Job.REPORT, django_capture_on_commit_callbacks, "csv")
+def report_export(manager_client, program, large, django_capture_on_commit_callbacks):
+    return export_job(
+        manager_client, program, Job.REPORT, django_capture_on_commit_callbacks, "csv"
+    )
 
 
 def download(client, job):
@@ -85,7 +77,7 @@ def download(client, job):
 # --- private storage, unguessable names ------------------------------------------------------
 
 
-def test_export_files_are_private_and_unguessable(client_m, card_export):
+def test_export_files_are_private_and_unguessable(manager_client, card_export):
     name = card_export.result_file.name
     assert not re.search(r"\d{8}-\d{4}", name)  # no minute to guess
     assert re.fullmatch(r"exports/[\w-]{32}\.xlsx", name)
@@ -94,9 +86,9 @@ def test_export_files_are_private_and_unguessable(client_m, card_export):
     assert Path(settings.MEDIA_ROOT).resolve() not in location.parents
     with pytest.raises(ValueError):
         card_export.result_file.url  # noqa: B018 (no URL reaches the file)
-    assert client_m.get(settings.MEDIA_URL + name).status_code == 404
+    assert manager_client.get(settings.MEDIA_URL + name).status_code == 404
 
-    response = download(client_m, card_export)
+    response = download(manager_client, card_export)
     assert re.fullmatch(
         r'attachment; filename="cards-\d{8}-\d{4}\.xlsx"', response["Content-Disposition"]
     )
@@ -104,10 +96,10 @@ def test_export_files_are_private_and_unguessable(client_m, card_export):
 
 
 def test_two_exports_of_the_same_minute_get_different_files(
-    client_m, card_export, django_capture_on_commit_callbacks
+    manager_client, card_export, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        client_m.post(reverse("loyalty-card-export"), {"format": "xlsx"})
+        manager_client.post(reverse("loyalty-card-export"), {"format": "xlsx"})
     names = {job.result_file.name for job in Job.objects.filter(kind=Job.EXPORT)}
     assert len(names) == 2
 
@@ -180,8 +172,8 @@ def test_jobs_pages_hide_exports_the_manager_may_not_see(client, card_export, re
 
 
 @pytest.mark.parametrize("name", ["loyalty-card-export", "loyalty-report-export"])
-def test_a_get_never_starts_an_export(client_m, large, name):
-    response = client_m.get(reverse(name), {"format": "xlsx"})
+def test_a_get_never_starts_an_export(manager_client, large, name):
+    response = manager_client.get(reverse(name), {"format": "xlsx"})
     assert response.status_code == 405
     assert not Job.objects.exists()
 
@@ -208,7 +200,7 @@ def finished_days_ago(job, days):
 
 
 def test_expired_export_files_are_deleted_and_the_download_says_so(
-    client_m, card_export, report_export
+    manager_client, card_export, report_export
 ):
     name = card_export.result_file.name
     storage = card_export.result_file.storage
@@ -221,11 +213,11 @@ def test_expired_export_files_are_deleted_and_the_download_says_so(
     report_export.refresh_from_db()
     assert storage.exists(report_export.result_file.name)  # within the 7 days
 
-    response = download(client_m, card_export)
+    response = download(manager_client, card_export)
     assert response.status_code == 404
     assert "was deleted on" in response.content.decode()
     assert "exports are kept 7 days" in response.content.decode()
-    page = client_m.get(reverse("loyalty-job-detail", args=[card_export.pk])).content.decode()
+    page = manager_client.get(reverse("loyalty-job-detail", args=[card_export.pk])).content.decode()
     assert 'id="job_file_deleted"' in page
     assert reverse("loyalty-export-download", args=[card_export.pk]) not in page
 
@@ -237,9 +229,9 @@ def test_retention_is_a_setting(report_export):
     assert reports.delete_expired_exports() == 0  # done once
 
 
-def test_a_file_missing_from_storage_is_a_clear_404(client_m, card_export):
+def test_a_file_missing_from_storage_is_a_clear_404(manager_client, card_export):
     card_export.result_file.storage.delete(card_export.result_file.name)
-    response = download(client_m, card_export)
+    response = download(manager_client, card_export)
     assert response.status_code == 404
     assert "no longer there" in response.content.decode()
 
@@ -274,7 +266,7 @@ def migration_moving_public_exports():
     raise AssertionError("no migration moves the public export files")
 
 
-def test_the_migration_moves_old_public_exports_into_private_storage(client_m):
+def test_the_migration_moves_old_public_exports_into_private_storage(manager_client):
     from django.apps import apps
 
     old = "oscar_loyalty/jobs/cards-20250101-1200.xlsx"
@@ -289,7 +281,7 @@ def test_the_migration_moves_old_public_exports_into_private_storage(client_m):
     assert not default_storage.exists(old)
     kept.refresh_from_db()
     assert kept.result_file.name.startswith("exports/")
-    response = download(client_m, kept)
+    response = download(manager_client, kept)
     assert b"".join(response.streaming_content) == b"cells"
     assert 'filename="cards-20250101-1200.xlsx"' in response["Content-Disposition"]
     lost.refresh_from_db()

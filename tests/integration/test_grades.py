@@ -28,11 +28,6 @@ D = Decimal
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def manager(db):
-    return make_customer("manager@example.com", is_staff=True)
-
-
 def completed_order(customer, price, **fields):
     order = place_order(customer, [(make_product(price), 1)], **fields)
     return set_status(order, "Complete")

@@ -14,7 +14,6 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import checkpoints, ledger, reports, tasks
 from tests.history_support import grow
-from tests.integration.dashboard_support import logged_in, make_staff
 from tests.integration.test_audit import run_audit
 
 BalanceCheckpoint = get_model("oscar_loyalty", "BalanceCheckpoint")
@@ -25,11 +24,6 @@ D = Decimal
 pytestmark = pytest.mark.django_db
 
 TRANSFER = '"oscar_loyalty_transfer"'
-
-
-@pytest.fixture
-def client_m(client):
-    return logged_in(client, make_staff())
 
 
 def queries_of(client, target):
@@ -55,12 +49,12 @@ def full_balance(account):
 # --- the dashboard's card page -------------------------------------------------------------
 
 
-def test_card_page_runs_the_same_queries_for_a_short_and_a_long_history(client_m, card):
+def test_card_page_runs_the_same_queries_for_a_short_and_a_long_history(manager_client, card):
     grow(card, 60)
     target = reverse("loyalty-card-detail", args=[card.pk])
-    _, short = queries_of(client_m, target)
+    _, short = queries_of(manager_client, target)
     grow(card, 200, start=60)
-    content, long = queries_of(client_m, target)
+    content, long = queries_of(manager_client, target)
 
     assert len(long) == len(short)
     # The same queries, not longer ones: an IN of all the card's order numbers grew with it.
@@ -69,9 +63,9 @@ def test_card_page_runs_the_same_queries_for_a_short_and_a_long_history(client_m
     assert "H000209" not in content  # ... and no older one
 
 
-def test_card_page_shows_each_orders_points(client_m, card):
+def test_card_page_shows_each_orders_points(manager_client, card):
     grow(card, 3)
-    content, _ = queries_of(client_m, reverse("loyalty-card-detail", args=[card.pk]))
+    content, _ = queries_of(manager_client, reverse("loyalty-card-detail", args=[card.pk]))
     orders = content.split('class="table table-striped table-bordered table-hover loyalty-orders"')[
         1
     ]
@@ -80,14 +74,14 @@ def test_card_page_shows_each_orders_points(client_m, card):
     assert 'text-right">3 <small' in row and "posted" in row  # earned by it
 
 
-def test_card_history_pages_by_keyset_to_the_oldest_and_back(client_m, card):
+def test_card_history_pages_by_keyset_to_the_oldest_and_back(manager_client, card):
     grow(card, 40)  # 120 transfers, all made in one instant: ties are cut by id
     newest_first = list(ledger.history(card).values_list("key", flat=True))
     target = reverse("loyalty-card-detail", args=[card.pk])
 
-    first, _ = queries_of(client_m, target)
-    second, sql = queries_of(client_m, target + link(first, "loyalty-older"))
-    third, _ = queries_of(client_m, target + link(second, "loyalty-older"))
+    first, _ = queries_of(manager_client, target)
+    second, sql = queries_of(manager_client, target + link(first, "loyalty-older"))
+    third, _ = queries_of(manager_client, target + link(second, "loyalty-older"))
 
     def keys(content):
         history = content.split('id="card_history"')[1].split('id="card_orders"')[0]
@@ -99,7 +93,7 @@ def test_card_history_pages_by_keyset_to_the_oldest_and_back(client_m, card):
     assert sum(shown, []) == [key.split(":")[1] for key in newest_first]
     assert link(third, "loyalty-older") is None
     assert not any("OFFSET" in query for query in sql)
-    back, _ = queries_of(client_m, target + link(third, "loyalty-newer"))
+    back, _ = queries_of(manager_client, target + link(third, "loyalty-newer"))
     assert keys(back) == shown[1]
 
 
@@ -184,11 +178,13 @@ def test_report_totals_are_the_same_from_checkpoints_and_from_the_transfers(card
     assert reports.summary()[0]["net"] == ledger.balance(card.account)
 
 
-def test_report_default_page_reads_only_a_page_and_what_came_after_the_checkpoint(client_m, card):
+def test_report_default_page_reads_only_a_page_and_what_came_after_the_checkpoint(
+    manager_client, card
+):
     grow(card, 5)
     tasks.take_checkpoints()
     grow(card, 60, start=5)
-    content, sql = queries_of(client_m, reverse("loyalty-report"))
+    content, sql = queries_of(manager_client, reverse("loyalty-report"))
 
     assert "195 transfers" in content
     assert 'id="total_earned">195<' in content
@@ -198,28 +194,28 @@ def test_report_default_page_reads_only_a_page_and_what_came_after_the_checkpoin
     assert not any("OFFSET" in query for query in sql)
 
 
-def test_report_page_runs_the_same_queries_for_a_short_and_a_long_history(client_m, card):
+def test_report_page_runs_the_same_queries_for_a_short_and_a_long_history(manager_client, card):
     grow(card, 5)
     tasks.take_checkpoints()
     target = reverse("loyalty-report")
-    _, short = queries_of(client_m, target)
+    _, short = queries_of(manager_client, target)
     grow(card, 100, start=5)
     tasks.take_checkpoints()
-    content, long = queries_of(client_m, target)
-    _, older = queries_of(client_m, target + link(content, "loyalty-older"))
+    content, long = queries_of(manager_client, target)
+    _, older = queries_of(manager_client, target + link(content, "loyalty-older"))
     assert len(long) == len(short)
     assert len(older) == len(long)  # an older page costs what the first does
 
 
-def test_report_pages_keep_the_filter(client_m, card):
+def test_report_pages_keep_the_filter(manager_client, card):
     grow(card, 60)
     target = reverse("loyalty-report")
-    content, _ = queries_of(client_m, target + "?kind=hold")
+    content, _ = queries_of(manager_client, target + "?kind=hold")
     assert "60 transfers" in content
     assert content.count("<td>Reserved for checkout</td>") == 50
     older = link(content, "loyalty-older")
     assert older.startswith("?kind=hold&before=")
-    content, _ = queries_of(client_m, target + older)
+    content, _ = queries_of(manager_client, target + older)
     assert "60 transfers" in content
     assert content.count("<td>Reserved for checkout</td>") == 10
     assert link(content, "loyalty-older") is None

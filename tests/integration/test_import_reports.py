@@ -13,7 +13,7 @@ from oscar.core.loading import get_model
 from oscar_loyalty import cards, ledger, reports
 from tests import excel_support as files
 from tests import factories
-from tests.integration.dashboard_support import logged_in, make_staff
+from tests.integration.dashboard_support import logged_in
 
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
@@ -22,16 +22,6 @@ Transfer = get_model("oscar_loyalty", "Transfer")
 D = Decimal
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def manager(db):
-    return make_staff()
-
-
-@pytest.fixture
-def client_m(client, manager):
-    return logged_in(client, manager)
 
 
 @pytest.fixture
@@ -96,21 +86,21 @@ def test_filters_by_kind_manager_card_and_period(activity, manager):
     assert [t.key for t in last_month] == ["order:0:earn"]
 
 
-def test_report_page_shows_totals_liability_and_transfers(client_m, activity):
-    page = client_m.get(reverse("loyalty-report"), {"kind": Transfer.EXPIRE}).content.decode()
+def test_report_page_shows_totals_liability_and_transfers(manager_client, activity):
+    page = manager_client.get(reverse("loyalty-report"), {"kind": Transfer.EXPIRE}).content.decode()
     assert 'id="total_expired">10<' in page
     assert "1 transfer" in page
     assert "Expired" in page
-    page = client_m.get(
+    page = manager_client.get(
         reverse("loyalty-report"), {"date_from": "2030-01-02", "date_to": "2030-01-01"}
     )
     assert "The end date is before the start date." in page.content.decode()
 
 
-def test_report_export_xlsx_and_csv(client_m, activity):
+def test_report_export_xlsx_and_csv(manager_client, activity):
     anna = activity[0]
     ledger.credit_card(anna, D("5"), "manual:3", kind="adjust", description="=cmd|' /C calc'!A0")
-    response = client_m.post(
+    response = manager_client.post(
         reverse("loyalty-report-export"), {"format": "xlsx", "query": "kind=adjust"}
     )
     rows = files.read_back(b"".join(response.streaming_content))
@@ -129,7 +119,7 @@ def test_report_export_xlsx_and_csv(client_m, activity):
     changes = sorted(row[6] for row in rows[1:])
     assert changes == [-30, 5, 100]
 
-    response = client_m.post(
+    response = manager_client.post(
         reverse("loyalty-report-export"), {"format": "csv", "query": "kind=adjust"}
     )
     text = b"".join(response.streaming_content).decode("utf-8-sig")
@@ -137,60 +127,60 @@ def test_report_export_xlsx_and_csv(client_m, activity):
     assert "'=cmd" in text
 
 
-def test_card_export_follows_the_card_list_filter(client_m, program):
+def test_card_export_follows_the_card_list_filter(manager_client, program):
     active = cards.issue_card(program, phone="79123456701")
     blocked = cards.issue_card(program, phone="79123456702")
     cards.block(blocked, "lost")
-    response = client_m.post(
+    response = manager_client.post(
         reverse("loyalty-card-export"), {"query": "status=blocked", "format": "xlsx"}
     )
     rows = files.read_back(b"".join(response.streaming_content))
     assert [row[0] for row in rows[1:]] == [blocked.number]
     assert active.number not in str(rows)
-    response = client_m.post(reverse("loyalty-card-export"), {"format": "csv"})
+    response = manager_client.post(reverse("loyalty-card-export"), {"format": "csv"})
     assert response["Content-Disposition"].startswith('attachment; filename="cards-')
     assert len(b"".join(response.streaming_content).decode("utf-8-sig").splitlines()) == 3
 
 
-def test_card_export_with_a_broken_filter_exports_nothing(client_m, program):
-    response = client_m.post(reverse("loyalty-card-export"), {"query": "balance_min=abc"})
+def test_card_export_with_a_broken_filter_exports_nothing(manager_client, program):
+    response = manager_client.post(reverse("loyalty-card-export"), {"query": "balance_min=abc"})
     assert response.status_code == 302
     assert response.url.startswith(reverse("loyalty-card-list"))
 
 
 def test_a_large_export_is_a_job_with_a_download(
-    client_m, program, monkeypatch, django_capture_on_commit_callbacks
+    manager_client, program, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(reports, "INLINE_ROWS", 2)
     for n in range(5):
         customer = factories.make_customer(f"c{n}@example.com", first_name="=EVIL")
         cards.issue_card(program, user=customer)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_m.post(reverse("loyalty-card-export"), {"format": "xlsx"})
+        response = manager_client.post(reverse("loyalty-card-export"), {"format": "xlsx"})
     job = Job.objects.get(kind=Job.EXPORT)
     assert response.url == reverse("loyalty-job-detail", args=[job.pk])
     job.refresh_from_db()
     assert job.status == Job.DONE and job.result_file
     assert job.params["rows"] == 5
-    response = client_m.get(reverse("loyalty-export-download", args=[job.pk]))
+    response = manager_client.get(reverse("loyalty-export-download", args=[job.pk]))
     rows = files.read_back(b"".join(response.streaming_content))
     assert len(rows) == 6
     assert {row[2] for row in rows[1:]} == {"'=EVIL"}
 
 
 def test_a_large_report_export_is_a_job(
-    client_m, activity, monkeypatch, django_capture_on_commit_callbacks
+    manager_client, activity, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(reports, "INLINE_ROWS", 1)
     with django_capture_on_commit_callbacks(execute=True):
-        client_m.post(reverse("loyalty-report-export"), {"format": "csv"})
+        manager_client.post(reverse("loyalty-report-export"), {"format": "csv"})
     job = Job.objects.get(kind=Job.REPORT)
     job.refresh_from_db()
     assert job.result_file.name.endswith(".csv")
     assert job.params["rows"] == 11
 
 
-def test_export_download_needs_permission(client, program):
-    logged_in(client, make_staff("clerk@example.com", perms=False))
+def test_export_download_needs_permission(client, program, staff_without_permission):
+    logged_in(client, staff_without_permission)
     job = reports.start_export(Job.EXPORT, "xlsx", "")
     assert client.get(reverse("loyalty-export-download", args=[job.pk])).status_code == 403

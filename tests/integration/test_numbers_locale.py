@@ -9,7 +9,7 @@ from django.utils import translation
 
 from oscar_loyalty import ledger
 from tests import factories
-from tests.integration.dashboard_support import logged_in, make_staff, url
+from tests.integration.dashboard_support import url
 from tests.locale_support import decimal_points
 
 D = Decimal
@@ -58,27 +58,26 @@ def test_customer_card_page_in_russian_has_decimal_commas_and_grouped_thousands(
     assert decimal_points(text) == []
 
 
-def test_dashboard_card_page_in_russian_has_decimal_commas_and_grouped_thousands(client, busy_card):
-    manager = make_staff()
-    text = visible_text(
-        russian(logged_in(client, manager)).get(url("loyalty-card-detail", busy_card.pk))
-    )
+def test_dashboard_card_page_in_russian_has_decimal_commas_and_grouped_thousands(
+    manager_client, busy_card
+):
+    text = visible_text(russian(manager_client).get(url("loyalty-card-detail", busy_card.pk)))
 
     assert f"1{NBSP}370,25" in text
     assert f"12{NBSP}345,60{NBSP}₽" in text
     assert decimal_points(text) == []
 
 
-def test_dashboard_card_list_in_russian(client, busy_card):
-    text = visible_text(russian(logged_in(client, make_staff())).get(url("loyalty-card-list")))
+def test_dashboard_card_list_in_russian(manager_client, busy_card):
+    text = visible_text(russian(manager_client).get(url("loyalty-card-list")))
 
     assert f"1{NBSP}370,25" in text
     assert f"12{NBSP}345,60{NBSP}₽" in text
     assert decimal_points(text) == []
 
 
-def test_points_report_in_russian(client, busy_card):
-    text = visible_text(russian(logged_in(client, make_staff())).get(url("loyalty-report")))
+def test_points_report_in_russian(manager_client, busy_card):
+    text = visible_text(russian(manager_client).get(url("loyalty-report")))
 
     assert f"1{NBSP}370,25" in text  # earned in all (370 + 1 000,25), and on cards
     assert f"1{NBSP}370,25{NBSP}₽" in text  # what the points on cards are worth

@@ -1,15 +1,13 @@
 """The sandbox shop works end to end: catalogue, checkout, dashboard and demo data."""
 
-import io
-
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.urls import reverse
 from oscar.core.loading import get_model
 
 from sandbox.demo import catalogue_data
+from tests.integration.checkout_support import load_demo
 
 Order = get_model("order", "Order")
 Product = get_model("catalogue", "Product")
@@ -17,17 +15,6 @@ Product = get_model("catalogue", "Product")
 KETTLE = catalogue_data.PRODUCTS[0]
 
 pytestmark = pytest.mark.django_db
-
-
-def load_demo():
-    out = io.StringIO()
-    call_command("load_demo", stdout=out)
-    return out.getvalue()
-
-
-@pytest.fixture
-def demo():
-    load_demo()
 
 
 def test_homepage_renders(client, demo):
