@@ -3,7 +3,7 @@ redelivered chunk change nothing more."""
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, descriptions, keys, ledger
@@ -29,9 +29,13 @@ def _description(row):
     return descriptions.IMPORT_TAKE
 
 
-def _note(job, row, text=None):
-    """The internal note: which import and row made the transfer."""
-    return (text or _("Import #%(job)s, row %(row)s")) % {"job": job.pk, "row": row.n}
+NOTE = gettext_lazy("Import #%(job)s, row %(row)s")
+
+
+def _note(job, row, template=None):
+    """The internal note: which import and row made the transfer. A chunk passes the
+    ``template`` it translated once: a lookup per row costs a fifth of applying it."""
+    return (template or str(NOTE)) % {"job": job.pk, "row": row.n}
 
 
 def _apply_rows(job, items):
@@ -76,7 +80,7 @@ def _apply_rows(job, items):
         return succeeded + replayed, failures
 
 
-def _movement(job, row):
+def _movement(job, row, template=None):
     """The ledger movement of a checked row: its signed change under the row's key."""
     return ledger.Movement(
         row.card.id if row.card else None,
@@ -84,7 +88,7 @@ def _movement(job, row):
         row_key(job.pk, row.n),
         Transfer.IMPORT,
         label_code=_description(row),
-        note=_note(job, row),
+        note=_note(job, row, template),
     )
 
 
@@ -92,6 +96,7 @@ def _apply_bulk(job, rows):
     """Apply checked rows in a few statements: new cards with their opening balances, then
     the changes of the cards that exist. Returns the failures of rows the ledger refused."""
     program, by_id = job.program, job.created_by_id
+    template = str(NOTE)
     new = [r for r in rows if r.action == NEW]
     if new:
         blank = [r for r in new if not r.number]
@@ -101,7 +106,7 @@ def _apply_bulk(job, rows):
         grade = program.lowest_grade()
         ledger.open_card_accounts_many(
             program,
-            [_movement(job, row) for row in new],
+            [_movement(job, row, template) for row in new],
             ("number", "user_id", "phone"),
             [(r.number, r.user_id, r.phone) for r in new],
             {"grade_id": grade and grade.pk, "created_by_id": by_id},
@@ -109,7 +114,7 @@ def _apply_bulk(job, rows):
         )
     existing = [r for r in rows if r.action in (SET, TOPPED)]
     _done, refused = ledger.post_movements(
-        [_movement(job, row) for row in existing], created_by_id=by_id
+        [_movement(job, row, template) for row in existing], created_by_id=by_id
     )
     number = {row_key(job.pk, r.n): r.n for r in existing}
     return [{"item": number[m.key], "reason": str(error)} for m, error in refused]
