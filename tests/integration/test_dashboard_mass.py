@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.test import Client
-from django.utils import timezone
+from django.utils import formats, timezone
 from oscar.core.loading import get_model
 
 from oscar_loyalty import audit, cards, earning
@@ -165,6 +165,10 @@ def test_points_dated_later_are_pending_until_the_day(
         "Spring gift",
         Accrual.PENDING,
     )
+    # The job page says from when, as a date and time, not the stored ISO text.
+    job_page = page(manager_client.get(url("loyalty-job-detail", job.pk)))
+    assert formats.date_format(timezone.localtime(pending.available_at), "DATETIME_FORMAT") in job_page
+    assert job.params["available_at"] not in job_page
     content = page(manager_client.get(url("loyalty-card-detail", card.pk)))
     assert "Spring gift" in content and "available from" in content
     # The manager sees which job it comes from, with a link to the job's page.

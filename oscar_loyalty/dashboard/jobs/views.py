@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.generic import DetailView, View
 from django.views.generic.detail import SingleObjectMixin
@@ -77,6 +78,8 @@ class JobDetailView(VisibleJobMixin, DetailView):
         query = job.params.get("query")
         if job.kind in (mass_jobs.ACCRUAL, mass_jobs.DEBIT):
             context["card_list_url"] = reverse("loyalty-card-list") + (f"?{query}" if query else "")
+            when = job.params.get("available_at")
+            context["available_at"] = parse_datetime(when) if when else None
         return context
 
 
