@@ -167,7 +167,8 @@ def test_points_dated_later_are_pending_until_the_day(
     )
     # The job page says from when, as a date and time, not the stored ISO text.
     job_page = page(manager_client.get(url("loyalty-job-detail", job.pk)))
-    assert formats.date_format(timezone.localtime(pending.available_at), "DATETIME_FORMAT") in job_page
+    shown = formats.date_format(timezone.localtime(pending.available_at), "DATETIME_FORMAT")
+    assert shown in job_page
     assert job.params["available_at"] not in job_page
     content = page(manager_client.get(url("loyalty-card-detail", card.pk)))
     assert "Spring gift" in content and "available from" in content
