@@ -137,7 +137,6 @@ def lock_balances(cards):
     A debt account is created under its card's points lock, so it is looked up once that
     lock is held: a card read before may not know it yet.
     """
-    Card = get_model("oscar_loyalty", "Card")
     if not cards:
         return {}, {}
     card_ids, account_ids = zip(*cards, strict=True)
@@ -304,7 +303,6 @@ def _refusal(card, check):
 def _why_not_moved(account, delta, check):
     """The error for a conditional UPDATE that moved nothing: the card's status (read now,
     in the operation's transaction), else its balance."""
-    Card = get_model("oscar_loyalty", "Card")
     if check:
         reason = _refusal(Card.objects.get(account_id=account.pk), check)
         if reason:
@@ -315,7 +313,6 @@ def _why_not_moved(account, delta, check):
 
 def _status_condition(check):
     """SQL (and its parameters) that holds while a card's status allows ``check``."""
-    Card = get_model("oscar_loyalty", "Card")
     quote = connection.ops.quote_name
     status = quote(Card._meta.get_field("status").column)
     if check == USABLE:
@@ -349,7 +346,6 @@ def _move_balance(account, delta, check=None):
         sql += f" AND {balance} <= %s"
         params.append(-delta)
     if check:
-        Card = get_model("oscar_loyalty", "Card")
         condition, values = _status_condition(check)
         cards = connection.ops.quote_name(Card._meta.db_table)
         owner = connection.ops.quote_name(Card._meta.get_field("account").column)
@@ -730,7 +726,6 @@ def bulk_transaction():
 def _load_many(ids, check):
     """``({card id: _ManyCard}, {card id: error})``: the cards ``ids`` that exist and whose
     status allows ``check``, and why each of the others is refused."""
-    Card = get_model("oscar_loyalty", "Card")
     rows = Card.objects.filter(lookups.among(Card, "id", ids)).values_list(*_MANY_FIELDS)
     cards = {row[0]: _ManyCard(row) for row in rows}
     gone = gettext("The card no longer exists.")
@@ -1041,7 +1036,6 @@ def open_card_accounts_many(program, openings, card_columns, card_rows, card_val
     at all.
     Returns the new cards' ids, in order.
     """
-    Card = get_model("oscar_loyalty", "Card")
     amounts = [to_amount(m.amount) if m.amount else ZERO for m in openings]
     with transaction.atomic():
         issued = system_account(program, ISSUED).pk
