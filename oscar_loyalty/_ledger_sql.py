@@ -10,6 +10,10 @@ plain tuples for the columns that vary, fills every other concrete field with it
 per call (so a shop's forked model with extra fields still gets them), and sends one
 ``INSERT ... VALUES (...), (...) RETURNING id`` per batch. It writes rows only; balances are
 moved by ``ledger`` alone.
+
+``insert_one`` is the single-row counterpart for the legs of one operation: a spend is two
+statements, and ``Model.save()`` spent more Python compiling its INSERT than the database
+spent running it (benchmarks/README.md).
 """
 
 from django.db import connections, router
@@ -29,6 +33,46 @@ def _default(field, connection):
     else:
         value = field.get_default()
     return field.get_db_prep_save(value, connection)
+
+
+_ONE_ROW_SQL = {}
+
+
+def _one_row_statement(model, connection):
+    """The cached ``INSERT`` of every concrete field but a database-drawn key, and those
+    fields, for ``model`` on ``connection``."""
+    cache_key = (model, connection.alias)
+    if cache_key not in _ONE_ROW_SQL:
+        opts = model._meta
+        drawn = isinstance(opts.pk, AutoFieldMixin)
+        fields = [f for f in opts.concrete_fields if not (drawn and f is opts.pk)]
+        quote = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+            f" VALUES ({', '.join(['%s'] * len(fields))})"
+        )
+        if connection.features.can_return_columns_from_insert:
+            sql += f" RETURNING {quote(opts.pk.column)}"
+        _ONE_ROW_SQL[cache_key] = (sql, fields, drawn)
+    return _ONE_ROW_SQL[cache_key]
+
+
+def insert_one(obj, using=None):
+    """Insert the new instance ``obj`` as ``save(force_insert=True)`` would (field defaults
+    and ``pre_save`` applied, the new key set on it) with a statement built once per model.
+    No ``pre_save``/``post_save`` signals are sent: the ledger's rows have no receivers."""
+    model = type(obj)
+    using = using or router.db_for_write(model)
+    connection = connections[using]
+    sql, fields, drawn = _one_row_statement(model, connection)
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if drawn:
+            returned = connection.features.can_return_columns_from_insert
+            obj.pk = cursor.fetchone()[0] if returned else cursor.lastrowid
+    obj._state.adding = False
+    obj._state.db = using
 
 
 def insert(model, columns, rows, using=None, keys=True, **same):

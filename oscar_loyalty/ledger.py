@@ -279,7 +279,7 @@ def _apply(legs, check=None):
     status allows it.
     """
     for leg in legs:
-        leg.save(force_insert=True)
+        _ledger_sql.insert_one(leg)
     deltas = {}
     accounts = {}
     for leg in legs:

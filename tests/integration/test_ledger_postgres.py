@@ -14,7 +14,7 @@ import pytest
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from oscar.core.loading import get_model
 
-from oscar_loyalty import audit, earning, grades, ledger, paying
+from oscar_loyalty import _ledger_sql, audit, earning, grades, ledger, paying
 from oscar_loyalty.exceptions import InsufficientPoints, ReversalTooLarge
 
 Account = get_model("oscar_loyalty", "Account")
@@ -384,14 +384,14 @@ def test_fault_after_a_write_leaves_nothing_behind(card, name, nth):
 def test_failing_second_leg_save_leaves_the_first_leg_out(card, monkeypatch):
     prepare_debt(card)
     before = snapshot()
-    original_save = Transfer.save
+    original_insert = _ledger_sql.insert_one
 
-    def save(transfer, *args, **kwargs):
+    def insert_one(transfer, *args, **kwargs):
         if transfer.key.endswith(":repay"):
             raise Fault("repay leg refused")
-        return original_save(transfer, *args, **kwargs)
+        return original_insert(transfer, *args, **kwargs)
 
-    monkeypatch.setattr(Transfer, "save", save)
+    monkeypatch.setattr(_ledger_sql, "insert_one", insert_one)
     with pytest.raises(Fault):
         ledger.credit_card(load(card), D("50.00"), "op:credit")
 

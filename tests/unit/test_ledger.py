@@ -90,6 +90,22 @@ def test_debit_takes_points_out_and_history_shows_both_moves_newest_first(card, 
     assert moves == [("Paid for order 2", D("-30.00")), ("Points for order 1", D("100.00"))]
 
 
+def test_the_returned_transfer_is_the_row_the_database_holds(card, manager):
+    earn(card, "100")
+    spend = ledger.debit_card(
+        card, "30", "spend-1", order_number="100042", description="Paid", created_by=manager
+    )
+
+    stored = Transfer.objects.get(key="spend-1")
+    assert spend.pk == stored.pk
+    assert not spend._state.adding
+    fields = [f.attname for f in Transfer._meta.concrete_fields]
+    assert [getattr(spend, f) for f in fields] == [getattr(stored, f) for f in fields]
+    assert stored.created is not None and stored.label_code == ""
+    with pytest.raises(ValueError, match="immutable"):
+        spend.save()
+
+
 def test_a_spend_larger_than_the_balance_is_refused_and_changes_nothing(card):
     earn(card, "50")
 
