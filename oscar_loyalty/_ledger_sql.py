@@ -39,8 +39,8 @@ _ONE_ROW_SQL = {}
 
 
 def _one_row_statement(model, connection):
-    """The cached ``INSERT`` of every concrete field but a database-drawn key, and those
-    fields, for ``model`` on ``connection``."""
+    """The cached ``INSERT`` of every concrete field but a database-drawn key, those fields,
+    whether the key is drawn, and whether the statement returns it."""
     cache_key = (model, connection.alias)
     if cache_key not in _ONE_ROW_SQL:
         opts = model._meta
@@ -51,9 +51,10 @@ def _one_row_statement(model, connection):
             f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)})"
             f" VALUES ({', '.join(['%s'] * len(fields))})"
         )
-        if connection.features.can_return_columns_from_insert:
+        returning = drawn and connection.features.can_return_columns_from_insert
+        if returning:
             sql += f" RETURNING {quote(opts.pk.column)}"
-        _ONE_ROW_SQL[cache_key] = (sql, fields, drawn)
+        _ONE_ROW_SQL[cache_key] = (sql, fields, drawn, returning)
     return _ONE_ROW_SQL[cache_key]
 
 
@@ -64,13 +65,12 @@ def insert_one(obj, using=None):
     model = type(obj)
     using = using or router.db_for_write(model)
     connection = connections[using]
-    sql, fields, drawn = _one_row_statement(model, connection)
+    sql, fields, drawn, returning = _one_row_statement(model, connection)
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if drawn:
-            returned = connection.features.can_return_columns_from_insert
-            obj.pk = cursor.fetchone()[0] if returned else cursor.lastrowid
+            obj.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     obj._state.adding = False
     obj._state.db = using
 
