@@ -275,6 +275,35 @@ class AbstractCard(models.Model):
         verbose_name=_("issued by"),
         db_index=False,  # loyalty_card_created_by
     )
+    # The customer's consent to this programme's messages (``oscar_loyalty.notifications``):
+    # off until the customer, a manager or an import says otherwise, with who and when.
+    marketing_consent = models.BooleanField(
+        _("agrees to receive messages"), default=False, db_default=False
+    )
+    consent_changed = models.DateTimeField(_("consent changed"), null=True, blank=True)
+    consent_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("consent changed by"),
+        db_index=False,
+    )
+    CONSENT_CUSTOMER, CONSENT_MANAGER, CONSENT_IMPORT = "customer", "manager", "import"
+    CONSENT_SOURCES = [
+        (CONSENT_CUSTOMER, _("the customer")),
+        (CONSENT_MANAGER, _("a manager")),
+        (CONSENT_IMPORT, _("an import")),
+    ]
+    consent_source = models.CharField(
+        _("consent changed through"),
+        max_length=16,
+        choices=CONSENT_SOURCES,
+        blank=True,
+        default="",
+        db_default="",
+    )
 
     class Meta:
         abstract = True
@@ -1007,3 +1036,89 @@ class AbstractJobChunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="loyalty_job_chunk"),
         ]
+
+
+class AbstractMessage(models.Model):
+    """One message to a customer on one channel, recorded in the transaction of what caused
+    it and sent after commit (``oscar_loyalty.notifications``).
+
+    ``key`` is derived from the cause (a transfer's key, a grade change, a card), so a
+    replayed signal, a redelivered task or a re-run job finds it recorded and adds nothing.
+    """
+
+    EMAIL, SMS, SITE = "email", "sms", "site"
+    CHANNELS = [(EMAIL, _("E-mail")), (SMS, _("SMS")), (SITE, _("Account inbox"))]
+    QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+    STATUSES = [
+        (QUEUED, pgettext_lazy("message status", "queued")),
+        (SENDING, pgettext_lazy("message status", "sending")),
+        (SENT, pgettext_lazy("message status", "sent")),
+        (FAILED, pgettext_lazy("message status", "failed")),
+    ]
+
+    key = models.CharField(_("key"), max_length=255, unique=True)
+    event = models.CharField(_("event"), max_length=64, db_index=True)
+    channel = models.CharField(_("channel"), max_length=8, choices=CHANNELS)
+    recipient = models.CharField(_("recipient"), max_length=254)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="loyalty_messages",
+        verbose_name=_("customer"),
+    )
+    card = models.ForeignKey(
+        "oscar_loyalty.Card",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="messages",
+        verbose_name=_("card"),
+    )
+    transfer = models.ForeignKey(
+        "oscar_loyalty.Transfer",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("transfer"),
+        db_index=False,
+    )
+    grade_change = models.ForeignKey(
+        "oscar_loyalty.GradeChange",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("grade change"),
+        db_index=False,
+    )
+    # The card's balance right after the cause, read in its transaction.
+    balance_after = models.DecimalField(_("balance after"), null=True, blank=True, **AMOUNT)
+    # Values the templates get beyond those read from the cause (later events' own).
+    context = models.JSONField(_("template values"), default=dict, blank=True)
+    # Asked for by the customer (a gift card's code): goes without marketing consent.
+    requested = models.BooleanField(_("requested by the customer"), default=False)
+    language = models.CharField(_("language"), max_length=16)
+    status = models.CharField(_("status"), max_length=8, choices=STATUSES, default=QUEUED)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.TextField(_("last error"), blank=True)
+    created = models.DateTimeField(_("created"), default=timezone.now)
+    # When a queued message is (next) to be sent: a failed attempt puts it off.
+    due = models.DateTimeField(_("due"), default=timezone.now)
+    sent = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        app_label = "oscar_loyalty"
+        ordering = ["-created", "-id"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        indexes = [
+            models.Index(fields=["status", "due"], name="loyalty_message_status"),
+            models.Index(fields=["-created", "-id"], name="loyalty_message_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.event} → {self.recipient} ({self.channel})"

@@ -4,6 +4,7 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
@@ -17,6 +18,7 @@ from oscar_loyalty.exceptions import (
     StatusChangeRefused,
 )
 from oscar_loyalty.lookups import among
+from oscar_loyalty.notifications import events, records
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
@@ -73,12 +75,14 @@ def new_numbers(program, count, taken=()):
 # --- issuing -------------------------------------------------------------------------------
 
 
-def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
+def issue_card(program, *, user=None, phone="", number="", grade=None, by=None, consent=False):
     """Issue a card of ``program`` to a customer, or to a phone of a future customer.
 
     A blank ``number`` is generated; the grade defaults to the programme's lowest. A phone
     card of the same programme is attached to the customer instead of issuing a second one;
     that card is returned with ``found = True`` (a new one has ``found = False``).
+    ``consent``: the customer agreed to the programme's messages (recorded as given to
+    ``by``, a manager, or by the customer) and is told the card was issued.
     """
     phone = phones.normalise(phone) if phone else ""
     number = clean_number(number) if number else ""
@@ -119,6 +123,9 @@ def issue_card(program, *, user=None, phone="", number="", grade=None, by=None):
                     account=account,
                     created_by=by,
                 )
+                if consent:
+                    set_consent(card, True, by=by)
+                    records.for_card_issued(card)
                 card.found = False
                 return card
         except IntegrityError:
@@ -309,10 +316,12 @@ def replace(card, *, reason, number="", by=None):
             "spend_adjustment",
             "lifetime_spend",
             "last_order_at",
+            *CONSENT_FIELDS,
         ]
         for field in kept:
             setattr(new, field, getattr(old, field))
         new.save(update_fields=kept)
+        records.for_card_issued(new)
         ledger.move_card(
             old,
             new,
@@ -326,6 +335,29 @@ def replace(card, *, reason, number="", by=None):
         _change_status(old, Card.CLOSED, {Card.ACTIVE, Card.BLOCKED}, reason, by)
         Card.objects.filter(pk=old.pk).update(replaced_by=new)
     return new
+
+
+# --- consent to messages -------------------------------------------------------------------
+
+CONSENT_FIELDS = ("marketing_consent", "consent_changed", "consent_changed_by", "consent_source")
+
+
+def set_consent(card, agrees, *, by=None, source=""):
+    """Record whether ``card``'s customer agrees to the programme's messages, who said so
+    and when. ``source`` defaults to the manager ``by`` or, without one, the customer.
+    Returns whether anything changed."""
+    source = source or (Card.CONSENT_MANAGER if by is not None else Card.CONSENT_CUSTOMER)
+    with transaction.atomic():
+        changed = Card.objects.filter(pk=card.pk).exclude(marketing_consent=agrees)
+        if not changed.update(
+            marketing_consent=agrees,
+            consent_changed=timezone.now(),
+            consent_changed_by=by,
+            consent_source=source,
+        ):
+            return False
+        card.refresh_from_db(fields=CONSENT_FIELDS)
+    return True
 
 
 # --- manual adjustments --------------------------------------------------------------------
@@ -345,9 +377,16 @@ def adjust(card, amount, key, *, by=None, description="", note=""):
     points = ledger.to_amount(text.removeprefix("-"))
     details = {"kind": Transfer.ADJUST, "created_by": by}
     details.update(description=description, note=note)
-    if text.startswith("-"):
-        return ledger.debit_card(card, points, key, to=ledger.ISSUED, check=ledger.OPEN, **details)
-    return ledger.credit_card(card, points, key, check=ledger.USABLE, **details)
+    with transaction.atomic():
+        if text.startswith("-"):
+            transfer = ledger.debit_card(
+                card, points, key, to=ledger.ISSUED, check=ledger.OPEN, **details
+            )
+            records.for_transfer(events.POINTS_DEBITED, transfer, card)
+        else:
+            transfer = ledger.credit_card(card, points, key, check=ledger.USABLE, **details)
+            records.for_transfer(events.POINTS_CREDITED, transfer, card)
+    return transfer
 
 
 def cards_of(user):

@@ -46,6 +46,18 @@ DEFAULTS = {
     # How long the periodic ``take_checkpoints`` waits for transactions that may still commit
     # a transfer below the checkpoint's id; past it the run leaves the checkpoints as they are.
     "CHECKPOINT_WAIT_SECONDS": 10,
+    # Messages to customers (oscar_loyalty.notifications): the channels used, the SMS
+    # backend (a dotted class path; None sends no SMS), the language they are written in
+    # (None: LANGUAGE_CODE), the scheme of the links in them, and how failures are retried:
+    # after RETRY_SECONDS, doubled each time, up to MAX_ATTEMPTS, then failed.
+    "MESSAGE_CHANNELS": ("email", "sms", "site"),
+    "SMS_BACKEND": None,
+    "MESSAGE_LANGUAGE": None,
+    "MESSAGE_URL_SCHEME": "https",
+    "MESSAGE_RETRY_SECONDS": 60,
+    "MESSAGE_MAX_ATTEMPTS": 5,
+    # Queued messages sent by one run of the periodic ``send_due_messages``.
+    "MESSAGE_BATCH": 500,
 }
 
 

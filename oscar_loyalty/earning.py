@@ -15,6 +15,7 @@ from oscar.core.loading import get_model
 from oscar_loyalty import cards, conf, descriptions, grades, keys, ledger, phones
 from oscar_loyalty.exceptions import CardUnavailable
 from oscar_loyalty.loading import get_class
+from oscar_loyalty.notifications import events, records
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
@@ -120,10 +121,14 @@ def post(accrual_id):
         if amount > 0:
             key, kind, details = _posting(accrual)
             try:
-                ledger.credit_card(accrual.card, amount, key, kind=kind, **details)
+                transfer = ledger.credit_card(accrual.card, amount, key, kind=kind, **details)
             except CardUnavailable as exc:
                 logger.info("Accrual %s waits: %s", accrual.pk, exc)
                 return accrual
+            if not is_job_accrual(accrual):
+                records.for_transfer(events.POINTS_EARNED, transfer, accrual.card)
+            elif accrual.job.params.get("notify"):
+                records.for_transfer(events.POINTS_CREDITED, transfer, accrual.card)
         accrual.status, accrual.posted = Accrual.POSTED, timezone.now()
         accrual.save(update_fields=["status", "posted"])
     if not is_job_accrual(accrual):  # a gift of points changes no spend
@@ -152,13 +157,14 @@ def take_back(accrual, points, key_suffix, label_code):
         if points <= 0 or accrual.status == Accrual.VOIDED or key_suffix in accrual.reversal_keys:
             return ZERO
         if accrual.status == Accrual.POSTED:
-            ledger.take_back(
+            transfer = ledger.take_back(
                 accrual.card,
                 points,
                 _key(accrual, key_suffix),
                 order_number=accrual.order_number,
                 label_code=label_code,
             )
+            records.for_transfer(events.POINTS_TAKEN_BACK, transfer, accrual.card)
         accrual.reversed_points += points
         accrual.reversal_keys.append(key_suffix)
         if accrual.status == Accrual.PENDING and accrual.remaining <= 0:

@@ -10,6 +10,7 @@ from oscar.templatetags.currency_filters import currency
 
 from oscar_loyalty import conf
 from oscar_loyalty.exceptions import GradeError
+from oscar_loyalty.notifications import records
 
 Card = get_model("oscar_loyalty", "Card")
 Grade = get_model("oscar_loyalty", "Grade")
@@ -108,7 +109,7 @@ def recalculate(card):
             return card
         target = grade_for_spend(card.program, card.lifetime_spend)
         if target and (card.grade is None or target.spend_from > card.grade.spend_from):
-            GradeChange.objects.create(
+            change = GradeChange.objects.create(
                 card=card,
                 old_grade=card.grade,
                 new_grade=target,
@@ -117,6 +118,7 @@ def recalculate(card):
             )
             card.grade = target
             card.save(update_fields=["grade"])
+            records.for_grade_change(change)
     return card
 
 
@@ -145,7 +147,7 @@ def set_grade(card, grade, *, by, reason, participates=True, spend_adjustment=No
             raise GradeError(
                 _("The accumulated sum cannot be outside the limits of the chosen grade.")
             )
-        GradeChange.objects.create(
+        change = GradeChange.objects.create(
             card=card,
             old_grade=card.grade,
             new_grade=grade,
@@ -167,6 +169,7 @@ def set_grade(card, grade, *, by, reason, participates=True, spend_adjustment=No
                 "lifetime_spend",
             ]
         )
+        records.for_grade_change(change)
     return card
 
 

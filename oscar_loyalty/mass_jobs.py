@@ -24,6 +24,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import jobs, keys, ledger
 from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.notifications import events, records
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
@@ -53,12 +54,14 @@ def create(
     by=None,
     token="",
     query="",
+    notify=False,
 ):
     """Create (not start) a mass accrual or debit job over the cards of queryset ``cards``.
 
     ``token`` identifies one submission of the manager's form: submitting it again returns
     the job created the first time instead of a second one. ``available_from`` (a date, only
-    for accruals) later than today makes the points pending until that day.
+    for accruals) later than today makes the points pending until that day. ``notify``: the
+    consenting customers get a message about their points (``oscar_loyalty.notifications``).
     """
     if kind not in (ACCRUAL, DEBIT):
         raise ValueError(kind)
@@ -76,6 +79,7 @@ def create(
         "available_at": when.isoformat() if when else None,
         "token": token,
         "query": query,
+        "notify": bool(notify),
     }
     return jobs.create(kind, ids, params=params, by=by)
 
@@ -88,12 +92,17 @@ def _failures(errors):
     return [{"item": pk, "card": numbers.get(pk, ""), "reason": str(error)} for pk, error in errors]
 
 
-def _run(job, items, write_many, write_one):
-    """Move the points of the chunk's cards set-based, or card by card if that fails."""
+def _run(job, items, write_many, write_one, event):
+    """Move the points of the chunk's cards set-based, or card by card if that fails; with
+    the job's ``notify``, record ``event``'s messages to their customers in the same
+    transaction (set-based too; a rerun finds them recorded)."""
     ids = list(dict.fromkeys(items))
+    notify = job.params.get("notify")
     try:
         with transaction.atomic():
             done, errors = write_many(ids)
+            if notify:
+                records.for_transfers(event, [keys.job_card(job.pk, pk) for pk in done])
     except (DatabaseError, LoyaltyError):
         logger.warning("Job %s: set-based chunk failed, going card by card", job.pk, exc_info=True)
         cards = Card.objects.filter(pk__in=ids).select_related("program", "account", "debt_account")
@@ -102,7 +111,9 @@ def _run(job, items, write_many, write_one):
         for card in found.values():
             try:
                 with transaction.atomic():
-                    write_one(card)
+                    transfer = write_one(card)
+                    if notify:
+                        records.for_transfer(event, transfer, card)
                 done.append(card.pk)
             except LoyaltyError as exc:
                 errors.append((card.pk, exc))
@@ -132,6 +143,7 @@ def mass_accrual(job, items):
         items,
         lambda cards: ledger.credit_cards(cards, amount, key, kind=Transfer.BULK, **details),
         lambda card: ledger.credit_card(card, amount, key(card.pk), kind=Transfer.BULK, **details),
+        events.POINTS_CREDITED,
     )
 
 
@@ -177,4 +189,5 @@ def mass_debit(job, items):
         lambda card: ledger.debit_card(
             card, amount, key(card.pk), kind=Transfer.BULK, to=ledger.ISSUED, **details
         ),
+        events.POINTS_DEBITED,
     )

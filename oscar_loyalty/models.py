@@ -125,3 +125,11 @@ if not is_model_registered("oscar_loyalty", "JobChunk"):
         pass
 
     __all__.append("JobChunk")
+
+
+if not is_model_registered("oscar_loyalty", "Message"):
+
+    class Message(abstract_models.AbstractMessage):
+        pass
+
+    __all__.append("Message")

@@ -27,6 +27,7 @@ from oscar.core.loading import get_model
 from oscar_loyalty import cards, conf, descriptions, earning, keys, ledger
 from oscar_loyalty.exceptions import PaymentRefused as PaymentRefused
 from oscar_loyalty.loading import get_class
+from oscar_loyalty.notifications import events, records
 from oscar_loyalty.policies import money_for as money_for
 from oscar_loyalty.policies import round_money
 
@@ -350,7 +351,10 @@ def _refund(order, key, amount_of, label_code):
         amount = min(amount_of(hold), hold.points - hold.refunded_points)
         if amount <= 0:
             return ZERO
-        ledger.refund(hold.card, amount, key, order_number=order.number, label_code=label_code)
+        transfer = ledger.refund(
+            hold.card, amount, key, order_number=order.number, label_code=label_code
+        )
+        records.for_transfer(events.POINTS_RETURNED, transfer, hold.card)
         hold.refunded_points += amount
         hold.save(update_fields=["refunded_points"])
         _sync_refunds(order, hold, key)

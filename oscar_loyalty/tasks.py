@@ -4,6 +4,7 @@ from celery import shared_task
 from oscar.core.loading import get_model
 
 from oscar_loyalty import checkpoints, conf, earning, grades, jobs, paying, reports
+from oscar_loyalty.notifications import sending
 
 Card = get_model("oscar_loyalty", "Card")
 
@@ -74,3 +75,19 @@ def take_checkpoints():
         checkpoints.take(bound)
         reports.take_checkpoint(bound)
     return bound
+
+
+@shared_task(acks_late=True)
+def send_messages(ids):
+    """Send recorded messages (queued after their cause's commit); claimed one by one, so a
+    redelivery sends nothing twice. Returns ``(sent, failed)``."""
+    return sending.send(ids)
+
+
+@shared_task
+def send_due_messages():
+    """Periodic: send queued messages that are due (retries, lost tasks), a batch per run."""
+    ids = sending.due_ids(conf.message_batch + 1)
+    if len(ids) > conf.message_batch:
+        send_due_messages.delay()
+    return sending.send(ids[: conf.message_batch])

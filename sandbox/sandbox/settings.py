@@ -246,6 +246,9 @@ OSCAR_DASHBOARD_NAVIGATION = [*OSCAR_DASHBOARD_NAVIGATION, LOYALTY_DASHBOARD_NAV
 
 # django-oscar-loyalty
 OSCAR_LOYALTY_PHONE_REGION = "RU"
+# The demo writes each SMS to the log; a shop names its gateway's backend here (README).
+OSCAR_LOYALTY_SMS_BACKEND = "oscar_loyalty.notifications.sms.ConsoleBackend"
+OSCAR_LOYALTY_MESSAGE_URL_SCHEME = "http"
 
 # Celery: with no broker configured, tasks run eagerly in the web process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
@@ -277,6 +280,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.tasks.delete_expired_exports",
         "schedule": 3600.0,
         "options": {"expires": 3600},
+    },
+    "loyalty-send-due-messages": {
+        "task": "oscar_loyalty.tasks.send_due_messages",
+        "schedule": 60.0,
+        "options": {"expires": 60},
     },
     "loyalty-take-checkpoints": {
         "task": "oscar_loyalty.tasks.take_checkpoints",

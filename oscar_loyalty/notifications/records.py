@@ -1,0 +1,190 @@
+"""Recording messages in the transaction of their cause; ``sending`` sends them after commit.
+
+One message per channel the customer can be reached on: e-mail (an address), SMS (a phone
+and an SMS backend), the account inbox (an account). Marketing messages go only to cards
+whose customer agreed (``Card.marketing_consent``); ``requested`` ones (a gift card's code)
+always. Keys: ``msg:<cause>:<channel>``, the cause being a transfer's key, ``grade:<grade
+change id>`` or ``card:<card id>:issued``, so the same cause never records a message twice.
+"""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connections, router, transaction
+from django.db.models import CharField, F, JSONField, Q, Value
+from django.db.models.functions import Cast, Coalesce, Concat, NullIf
+from django.utils import timezone
+from oscar.core.loading import get_model
+
+from oscar_loyalty import conf, lookups
+from oscar_loyalty.notifications import events
+
+Account = get_model("oscar_loyalty", "Account")
+Message = get_model("oscar_loyalty", "Message")
+Transfer = get_model("oscar_loyalty", "Transfer")
+
+
+def key(cause, channel):
+    return f"msg:{cause}:{channel}"
+
+
+def language():
+    """The language messages are written in: ``OSCAR_LOYALTY_MESSAGE_LANGUAGE``, else the
+    shop's ``LANGUAGE_CODE`` (a customer has no language of their own in Oscar)."""
+    return conf.message_language or settings.LANGUAGE_CODE
+
+
+def channels():
+    """The channels in use: ``OSCAR_LOYALTY_MESSAGE_CHANNELS``, SMS only with a backend."""
+    wanted = conf.message_channels
+    return [c for c in wanted if c != Message.SMS or conf.sms_backend]
+
+
+def _user_phone_field():
+    name = conf.user_phone_field
+    fields = {f.name for f in get_user_model()._meta.concrete_fields}
+    return name if name in fields else None
+
+
+def recipients(card):
+    """``{channel: address}`` of the channels ``card``'s customer can be reached on."""
+    user, found = card.user, {}
+    for channel in channels():
+        if channel == Message.EMAIL and user is not None and user.email:
+            found[channel] = user.email
+        elif channel == Message.SITE and user is not None:
+            found[channel] = user.email or user.get_username()
+        elif channel == Message.SMS:
+            field = _user_phone_field()
+            phone = card.phone or (str(getattr(user, field) or "") if user and field else "")
+            if phone:
+                found[channel] = phone
+    return found
+
+
+def record(event, card, cause, *, transfer=None, grade_change=None, context=None, requested=False):
+    """Record ``event``'s messages to ``card``'s customer, inside the caller's transaction;
+    they are sent once it commits. Returns the messages recorded now (none on a replay,
+    without consent, or without any channel)."""
+    if not (requested or card.marketing_consent):
+        return []
+    found = recipients(card)
+    if not found:
+        return []
+    balance = Account.objects.values_list("balance", flat=True).get(pk=card.account_id)
+    messages = [
+        Message(
+            key=key(cause, channel),
+            event=event,
+            channel=channel,
+            recipient=address,
+            user_id=card.user_id,
+            card=card,
+            transfer=transfer,
+            grade_change=grade_change,
+            balance_after=balance,
+            context=context or {},
+            requested=requested,
+            language=language(),
+        )
+        for channel, address in found.items()
+    ]
+    Message.objects.bulk_create(messages, ignore_conflicts=True)
+    new = list(
+        Message.objects.filter(key__in=[m.key for m in messages], status=Message.QUEUED).filter(
+            created__gte=messages[0].created
+        )
+    )
+    _send_on_commit([m.pk for m in new])
+    return new
+
+
+def for_transfer(event, transfer, card=None, **kwargs):
+    """``event``'s messages about ``transfer`` (posted, or found recorded on a replay)."""
+    card = card or transfer.card
+    return record(event, card, transfer.key, transfer=transfer, **kwargs)
+
+
+def for_grade_change(change):
+    """The customer's card moved to another grade."""
+    if change.new_grade_id is None or change.new_grade_id == change.old_grade_id:
+        return []
+    return record(events.GRADE_CHANGED, change.card, f"grade:{change.pk}", grade_change=change)
+
+
+def for_card_issued(card):
+    return record(events.CARD_ISSUED, card, f"card:{card.pk}:issued")
+
+
+# --- many cards at once ------------------------------------------------------------------
+
+
+def _recipient(channel):
+    if channel == Message.EMAIL:
+        return F("card__user__email"), Q(card__user__isnull=False) & ~Q(card__user__email="")
+    if channel == Message.SITE:
+        return F("card__user__email"), Q(card__user__isnull=False)
+    field = _user_phone_field()
+    phone = NullIf(F("card__phone"), Value(""))
+    if field:
+        phone = Coalesce(phone, NullIf(Cast(F(f"card__user__{field}"), CharField()), Value("")))
+    return phone, Q(card__phone__gt="") | (Q(**{f"card__user__{field}__gt": ""}) if field else Q())
+
+
+def for_transfers(event, transfer_keys):
+    """``event``'s messages about the transfers ``transfer_keys`` (one card each; a mass
+    job's chunk), to the consenting customers: one ``INSERT ... SELECT`` per channel, in the
+    caller's transaction. Keys already recorded are skipped. Returns the new messages' ids,
+    queued to be sent once the transaction commits."""
+    transfer_keys = list(transfer_keys)
+    if not transfer_keys:
+        return []
+    connection = connections[router.db_for_write(Message)]
+    quote = connection.ops.quote_name
+    opts = Message._meta
+    now, lang = timezone.now(), language()
+    ids = []
+    for channel in channels():
+        address, reachable = _recipient(channel)
+        values = {
+            "key": Concat(Value("msg:"), F("key"), Value(f":{channel}"), output_field=CharField()),
+            "event": Value(event),
+            "channel": Value(channel),
+            "recipient": address,
+            "user_id": F("card__user_id"),
+            "card_id": F("card_id"),
+            "transfer_id": F("id"),
+            "balance_after": F("card__account__balance"),
+            "context": Cast(Value("{}"), JSONField()),
+            "requested": Value(False),
+            "language": Value(lang),
+            "status": Value(Message.QUEUED),
+            "attempts": Value(0),
+            "error": Value(""),
+            "created": Value(now),
+            "due": Value(now),
+        }
+        select = (
+            Transfer.objects.filter(lookups.among(Transfer, "key", transfer_keys))
+            .filter(reachable, card__marketing_consent=True)
+            .annotate(**{f"m_{name}": expression for name, expression in values.items()})
+            .values_list(*(f"m_{name}" for name in values))
+            .order_by()
+        )
+        sql, params = select.query.sql_with_params()
+        columns = ", ".join(quote(opts.get_field(n.removesuffix("_id")).column) for n in values)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {quote(opts.db_table)} ({columns}) {sql} "
+                f"ON CONFLICT ({quote('key')}) DO NOTHING RETURNING {quote(opts.pk.column)}",
+                params,
+            )
+            ids.extend(row[0] for row in cursor.fetchall())
+    _send_on_commit(ids)
+    return ids
+
+
+def _send_on_commit(ids):
+    if ids:
+        from oscar_loyalty import tasks
+
+        transaction.on_commit(lambda: tasks.send_messages.delay(ids))
