@@ -184,7 +184,9 @@ def for_transfers(event, transfer_keys):
 
 
 def _send_on_commit(ids):
+    """Queue the sending once the cause commits. ``robust``: a broker that is down must not
+    raise into the committed checkout or job; ``send_due_messages`` finds them later."""
     if ids:
         from oscar_loyalty import tasks
 
-        transaction.on_commit(lambda: tasks.send_messages.delay(ids))
+        transaction.on_commit(lambda: tasks.send_messages.delay(ids), robust=True)
