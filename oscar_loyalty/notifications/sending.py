@@ -22,7 +22,7 @@ from oscar.core.loading import get_class, get_model
 
 from oscar_loyalty import conf, descriptions, phones
 from oscar_loyalty.formats import format_points
-from oscar_loyalty.notifications import sms
+from oscar_loyalty.notifications import records, sms
 
 CommunicationEventType = get_model("communication", "CommunicationEventType")
 Message = get_model("oscar_loyalty", "Message")
@@ -197,9 +197,7 @@ def resend(messages):
         status=Message.QUEUED, attempts=0, due=timezone.now()
     )
     if ids:
-        from oscar_loyalty import tasks
-
-        transaction.on_commit(lambda: tasks.send_messages.delay(ids), robust=True)
+        records.messages_queued.send(sender=Message, ids=ids)
     return ids
 
 
