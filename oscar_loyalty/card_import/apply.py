@@ -47,6 +47,13 @@ def _description(row):
 
 
 NOTE = gettext_lazy("Import #%(job)s, row %(row)s")
+# The Card columns a new card's consent fills in (``cards.CONSENT_FIELDS``, as attnames).
+CONSENT_COLUMNS = (
+    "marketing_consent",
+    "consent_changed",
+    "consent_changed_by_id",
+    "consent_source",
+)
 
 
 def _note(job, row, template=None):
@@ -148,14 +155,6 @@ def _apply_bulk(job, rows):
     skipped = {failure["item"] for failure in failures}  # nothing of a refused row is applied
     _apply_consents(job, [r for r in rows if r.action != NEW and r.n not in skipped])
     return failures
-
-
-CONSENT_COLUMNS = (
-    "marketing_consent",
-    "consent_changed",
-    "consent_changed_by_id",
-    "consent_source",
-)
 
 
 def _apply_consents(job, rows):

@@ -1,4 +1,5 @@
-"""The cells of an import table: which column holds what, and amounts as a manager types them.
+"""The cells of an import table: which column holds what, and amounts and consents as a manager
+types them.
 
 No database access and no models: header guessing and amount parsing run on any table.
 """
