@@ -379,3 +379,31 @@ def test_log_and_card_page_in_russian(manager_client, olga_card):
     assert "Отправить снова" in log and "Resend" not in log
     card_page = page(manager_client.get(url("loyalty-card-detail", olga_card.pk)))
     assert "Клиент согласился" in card_page and "все в журнале сообщений" in card_page
+
+
+def test_log_page_costs_the_same_for_more_messages(manager_client, olga_card, petr_card):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            page(manager_client.get(url("loyalty-message-list")))
+        return len(captured)
+
+    message(olga_card)
+    few = queries()
+    for _ in range(5):
+        message(olga_card)
+        message(petr_card, channel=Message.SMS, recipient="79123456789")
+    assert queries() == few
+
+
+def test_consent_ticked_for_a_found_phone_card_is_recorded(manager_client, manager, program):
+    phone_card = factories.make_card(program, phone="79120000001")
+    response = issue(
+        manager_client, program, "vera@example.com", phone="+7 912 000-00-01", consent="on"
+    )
+    assert response["Location"] == url("loyalty-card-detail", phone_card.pk)
+    card = factories.refreshed(phone_card)
+    assert card.user.email == "vera@example.com"
+    assert card.marketing_consent and card.consent_changed_by == manager
