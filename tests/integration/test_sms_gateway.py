@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import translation
 
 from oscar_loyalty.notifications import sms
 from tests.sms_gateway import API_KEY, EMAIL
@@ -142,3 +143,12 @@ class FakeStopped:
 
     def __exit__(self, *exc):
         self.socket.close()
+
+
+def test_the_error_is_in_the_active_language(sms_aero):
+    sms_aero.refuse("Not enough money on the balance")
+
+    with translation.override("ru"), pytest.raises(sms.SMSError) as error:
+        sms.SMSAeroBackend().send(PHONE, "Hello")
+
+    assert str(error.value) == "SMS Aero не принял SMS: Not enough money on the balance"
