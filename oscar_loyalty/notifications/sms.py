@@ -1,8 +1,9 @@
 """SMS backends: a class named in ``OSCAR_LOYALTY_SMS_BACKEND`` with ``send(phone, text)``.
 
 ``phone`` is digits with the country code (``79123456789``). ``send`` returns the gateway's
-id of the message and raises ``SMSError`` when the gateway refuses it or cannot be reached;
-the message then stays queued and is tried again (``sending``).
+id of the message and raises ``SMSError`` when the gateway refuses it, or its subclass
+``GatewayUnavailable`` when the gateway cannot be reached (the rest of the batch then waits);
+the message stays queued and is tried again (``sending``).
 """
 
 import base64
@@ -23,6 +24,11 @@ logger = logging.getLogger(__name__)
 
 class SMSError(Exception):
     """The gateway did not take the message."""
+
+
+class GatewayUnavailable(SMSError):
+    """The gateway could not be reached, did not answer in time or is down (HTTP 5xx): the
+    batch's other SMS are not tried, so a dead gateway costs one timeout, not one a message."""
 
 
 class BaseBackend:
@@ -91,12 +97,13 @@ class SMSAeroBackend(BaseBackend):
                 raw = answer.read(self.ANSWER_LIMIT)
         except urllib.error.HTTPError as error:
             said = _said(_parse(_read(error, self.ANSWER_LIMIT))) or error.reason
-            raise SMSError(
+            refusal = GatewayUnavailable if error.code >= 500 else SMSError
+            raise refusal(
                 _("SMS Aero answered HTTP %(status)s: %(said)s")
                 % {"status": error.code, "said": said}
             ) from None
         except TimeoutError:
-            raise SMSError(
+            raise GatewayUnavailable(
                 _("SMS Aero did not answer within %(seconds)s seconds; the SMS may still arrive.")
                 % {"seconds": f"{self.timeout:g}"}
             ) from None
@@ -104,7 +111,7 @@ class SMSAeroBackend(BaseBackend):
             reason = getattr(error, "reason", None) or error
             if isinstance(reason, TimeoutError):
                 reason = _("timed out")
-            raise SMSError(_("SMS Aero could not be reached: %s") % reason) from None
+            raise GatewayUnavailable(_("SMS Aero could not be reached: %s") % reason) from None
         answer = _parse(raw)
         if not isinstance(answer, dict) or "success" not in answer:
             raise SMSError(

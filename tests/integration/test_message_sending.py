@@ -217,6 +217,49 @@ def test_an_unconfigured_gateway_fails_the_sms_only(sms_aero, card, credit, sett
     assert len(mail.outbox) == 1
 
 
+def second_card():
+    """Boris, another consenting customer with a phone."""
+    boris = make_customer(email="boris@example.com")
+    card = cards.issue_card(make_program(code="second"), user=boris, phone="79123456780")
+    cards.set_consent(card, True)
+    return card
+
+
+def test_a_gateway_that_hangs_costs_one_timeout_per_batch_not_one_per_sms(sms_aero, card, settings):
+    settings.OSCAR_LOYALTY_SMS_AERO = sms_aero.settings(TIMEOUT=0.3)
+    other = second_card()
+    cards.adjust(card, "150", "manual:1")  # recorded; sent below as one batch
+    cards.adjust(other, "70", "manual:2")
+    ids = list(Message.objects.values_list("pk", flat=True))
+    sms_aero.hang()
+
+    assert sending.send(ids) == (4, 2)
+
+    assert len(sms_aero.requests) == 1  # the second SMS was not tried
+    first, second = Message.objects.filter(channel=Message.SMS).order_by("pk")
+    assert (first.status, second.status) == (Message.QUEUED, Message.QUEUED)
+    assert "did not answer" in first.error
+    assert second.error.startswith("Not tried: the SMS gateway failed on an earlier message")
+    assert len(mail.outbox) == 2
+    sms_aero.recover()
+    for message in (first, second):
+        make_due(message)
+    tasks.send_due_messages()
+    assert sorted(s["number"] for s in sms_aero.sent) == ["79123456780", PHONE]
+
+
+def test_one_refused_sms_does_not_stop_the_next(sms_aero, card):
+    other = second_card()
+    cards.adjust(card, "150", "manual:1")
+    cards.adjust(other, "70", "manual:2")
+    ids = list(Message.objects.filter(channel=Message.SMS).values_list("pk", flat=True))
+    sms_aero.fail(times=1, status=400, message="Invalid number")
+
+    assert sending.send(ids) == (1, 1)
+
+    assert len(sms_aero.requests) == 2 and len(sms_aero.sent) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_gateway_never_breaks_the_committed_credit(sms_aero, customer):
     """A real commit: the sending task runs eagerly after it, and its failure stays there."""

@@ -62,6 +62,17 @@ def test_an_http_error_raises_with_the_status_and_what_the_gateway_said(sms_aero
         sms.SMSAeroBackend().send(PHONE, "Hello")
 
 
+def test_a_gateway_that_is_down_is_told_apart_from_a_refusal(sms_aero):
+    sms_aero.fail(status=502, message="Bad gateway")
+    with pytest.raises(sms.GatewayUnavailable):
+        sms.SMSAeroBackend().send(PHONE, "Hello")
+
+    sms_aero.fail(status=400, message="Invalid number")
+    with pytest.raises(sms.SMSError) as error:
+        sms.SMSAeroBackend().send(PHONE, "Hello")
+    assert not isinstance(error.value, sms.GatewayUnavailable)
+
+
 def test_a_validation_error_names_the_fields(sms_aero):
     with pytest.raises(sms.SMSError, match=r"HTTP 400: Validation error\. \(number:"):
         sms.SMSAeroBackend().send("", "Hello")
@@ -101,7 +112,7 @@ def test_a_gateway_that_hangs_raises_after_the_timeout(sms_aero, settings):
     settings.OSCAR_LOYALTY_SMS_AERO = sms_aero.settings(TIMEOUT=0.3)
     sms_aero.hang()
 
-    with pytest.raises(sms.SMSError, match="did not answer within 0.3 seconds"):
+    with pytest.raises(sms.GatewayUnavailable, match="did not answer within 0.3 seconds"):
         sms.SMSAeroBackend().send(PHONE, "Hello")
 
 
@@ -109,7 +120,7 @@ def test_a_gateway_that_cannot_be_reached_raises(settings):
     with FakeStopped() as url:
         settings.OSCAR_LOYALTY_SMS_AERO = {"EMAIL": EMAIL, "API_KEY": API_KEY, "URL": url}
 
-        with pytest.raises(sms.SMSError, match="could not be reached"):
+        with pytest.raises(sms.GatewayUnavailable, match="could not be reached"):
             sms.SMSAeroBackend().send(PHONE, "Hello")
 
 
