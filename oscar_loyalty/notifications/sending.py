@@ -22,7 +22,7 @@ from oscar.core.loading import get_class, get_model
 
 from oscar_loyalty import conf, descriptions, phones
 from oscar_loyalty.formats import format_points
-from oscar_loyalty.notifications import sms
+from oscar_loyalty.notifications import records, sms
 
 CommunicationEventType = get_model("communication", "CommunicationEventType")
 Message = get_model("oscar_loyalty", "Message")
@@ -154,7 +154,11 @@ def send(ids):
         return 0, 0
     site = Site.objects.get_current()
     batch, sent, failed = _Batch(), [], 0
-    with batch.mail:
+    try:
+        batch.mail.open()  # one connection for the batch; if it fails each send says why
+    except Exception:
+        logger.warning("Mail connection failed", exc_info=True)
+    try:
         for message in claimed:
             try:
                 if batch.send(message, render(message, site)):
@@ -163,6 +167,8 @@ def send(ids):
                 logger.warning("Message %s not sent: %s", message.pk, error, exc_info=True)
                 _mark_failed(message, error)
                 failed += 1
+    finally:
+        batch.mail.close()
     _mark_sent(sent)
     return len(claimed) - failed, failed
 
@@ -191,9 +197,7 @@ def resend(messages):
         status=Message.QUEUED, attempts=0, due=timezone.now()
     )
     if ids:
-        from oscar_loyalty import tasks
-
-        transaction.on_commit(lambda: tasks.send_messages.delay(ids))
+        records.messages_queued.send(sender=Message, ids=ids)
     return ids
 
 
