@@ -57,7 +57,8 @@ class SMSAeroBackend(BaseBackend):
 
     The account's e-mail and API key go as HTTP basic auth, never into the log or an error.
     A refusal (``success: false``), an HTTP error, a timeout or an answer that is not the
-    gateway's JSON raises ``SMSError`` with what the gateway said.
+    gateway's JSON raises ``SMSError`` with what the gateway said (``GatewayUnavailable``
+    when it is unreachable, silent or answers HTTP 5xx).
     """
 
     URL = "https://gate.smsaero.ru/v2/sms/send"
