@@ -22,7 +22,7 @@ from oscar.core.loading import get_class, get_model
 
 from oscar_loyalty import conf, descriptions, phones
 from oscar_loyalty.formats import format_points
-from oscar_loyalty.notifications import sms
+from oscar_loyalty.notifications import records, sms
 
 CommunicationEventType = get_model("communication", "CommunicationEventType")
 Message = get_model("oscar_loyalty", "Message")
@@ -107,6 +107,7 @@ class _Batch:
         self.mail = get_connection()
         self.dispatcher = Dispatcher(mail_connection=self.mail)
         self.sms = None
+        self.sms_down = None  # a GatewayUnavailable: the batch's other SMS wait for a retry
 
     def send(self, message, texts):
         if message.channel == Message.EMAIL:
@@ -118,8 +119,17 @@ class _Batch:
         elif message.channel == Message.SMS:
             if not texts["sms"].strip():
                 raise ValueError(_("The template %s has no SMS text.") % message.event)
+            if self.sms_down is not None:
+                raise sms.SMSError(
+                    _("Not tried: the SMS gateway failed on an earlier message (%s)")
+                    % self.sms_down
+                )
             self.sms = self.sms or sms.get_backend()
-            self.sms.send(phones.normalise(message.recipient), texts["sms"].strip())
+            try:
+                self.sms.send(phones.normalise(message.recipient), texts["sms"].strip())
+            except sms.GatewayUnavailable as error:
+                self.sms_down = error
+                raise
         elif message.channel == Message.SITE:
             body = linebreaks(escape(texts["body"].strip()))
             with transaction.atomic():
@@ -154,7 +164,11 @@ def send(ids):
         return 0, 0
     site = Site.objects.get_current()
     batch, sent, failed = _Batch(), [], 0
-    with batch.mail:
+    try:
+        batch.mail.open()  # one connection for the batch; if it fails each send says why
+    except Exception:
+        logger.warning("Mail connection failed", exc_info=True)
+    try:
         for message in claimed:
             try:
                 if batch.send(message, render(message, site)):
@@ -163,6 +177,8 @@ def send(ids):
                 logger.warning("Message %s not sent: %s", message.pk, error, exc_info=True)
                 _mark_failed(message, error)
                 failed += 1
+    finally:
+        batch.mail.close()
     _mark_sent(sent)
     return len(claimed) - failed, failed
 
@@ -191,9 +207,7 @@ def resend(messages):
         status=Message.QUEUED, attempts=0, due=timezone.now()
     )
     if ids:
-        from oscar_loyalty import tasks
-
-        transaction.on_commit(lambda: tasks.send_messages.delay(ids))
+        records.messages_queued.send(sender=Message, ids=ids)
     return ids
 
 
