@@ -1,8 +1,9 @@
 """The message log's filters (django-filter): customer, event, channel, status, and the
 card or mass job a link from their pages narrows it to.
 
-Each filter reads an indexed column of the message or of the card or customer it joins, so
-a filtered page of a large log costs what its first page costs.
+The page is read newest first along the messages' ``(created, id)`` index and stops at a
+page's worth of rows (``keyset``), so a filter that matches often costs little; the customer
+search goes through the card's and the customer's indexed columns.
 """
 
 import re
