@@ -107,9 +107,29 @@ class _Batch:
         self.mail = get_connection()
         self.dispatcher = Dispatcher(mail_connection=self.mail)
         self.sms = None
+        self.mail_open, self.mail_error = False, None
+
+    def open_mail(self):
+        """Open the mail connection on the first e-mail. A server that cannot be reached
+        fails each e-mail of the run with its error (queued again), not the whole run: the
+        messages claimed would otherwise be left ``sending``, and the others unsent."""
+        if self.mail_error is not None:
+            raise self.mail_error
+        if not self.mail_open:
+            try:
+                self.mail.open()
+            except Exception as error:
+                self.mail_error = error
+                raise
+            self.mail_open = True
+
+    def close(self):
+        if self.mail_open:
+            self.mail.close()
 
     def send(self, message, texts):
         if message.channel == Message.EMAIL:
+            self.open_mail()
             if not texts["subject"] or not (texts["body"] or texts["html"]):
                 raise ValueError(
                     _("The template %s has no e-mail subject or text.") % message.event
@@ -154,7 +174,7 @@ def send(ids):
         return 0, 0
     site = Site.objects.get_current()
     batch, sent, failed = _Batch(), [], 0
-    with batch.mail:
+    try:
         for message in claimed:
             try:
                 if batch.send(message, render(message, site)):
@@ -163,6 +183,8 @@ def send(ids):
                 logger.warning("Message %s not sent: %s", message.pk, error, exc_info=True)
                 _mark_failed(message, error)
                 failed += 1
+    finally:
+        batch.close()
     _mark_sent(sent)
     return len(claimed) - failed, failed
 
