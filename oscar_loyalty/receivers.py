@@ -12,6 +12,7 @@ from oscar.apps.customer.signals import user_registered
 from oscar.apps.order.signals import order_line_status_changed, order_placed, order_status_changed
 
 from oscar_loyalty import cards, conf, earning, grades, paying, tasks
+from oscar_loyalty.notifications import records
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,12 @@ def on_user_registered(sender, request=None, user=None, **kwargs):
     cards.issue_on_registration(user)
 
 
+def queue_messages(sender, ids, **kwargs):
+    """Send recorded messages once their cause commits. ``robust``: a broker that is down
+    must not raise into the committed checkout or job; ``send_due_messages`` sends them."""
+    transaction.on_commit(lambda: tasks.send_messages.delay(ids), robust=True)
+
+
 @never_raise
 def on_user_saved(sender, instance, **kwargs):
     phone = getattr(instance, conf.user_phone_field, None)
@@ -101,6 +108,7 @@ def connect():
     order_status_changed.connect(on_order_status_changed, dispatch_uid=f"{uid}.status")
     order_line_status_changed.connect(on_line_status_changed, dispatch_uid=f"{uid}.line_status")
     user_registered.connect(on_user_registered, dispatch_uid=f"{uid}.registered")
+    records.messages_queued.connect(queue_messages, dispatch_uid=f"{uid}.messages")
     if hasattr(get_user_model(), conf.user_phone_field):
         post_save.connect(
             on_user_saved, sender=settings.AUTH_USER_MODEL, dispatch_uid=f"{uid}.user_saved"

@@ -9,9 +9,10 @@ change id>`` or ``card:<card id>:issued``, so the same cause never records a mes
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.db.models import CharField, F, JSONField, Q, Value
 from django.db.models.functions import Cast, Coalesce, Concat, NullIf
+from django.dispatch import Signal
 from django.utils import timezone
 from oscar.core.loading import get_model
 
@@ -183,8 +184,12 @@ def for_transfers(event, transfer_keys):
     return ids
 
 
+# Sent with ``ids`` of messages recorded (or queued again) in the current transaction. The
+# package's receiver (``receivers.queue_messages``) queues the Celery task that sends them
+# once it commits: services stay below the tasks that call them (DESIGN.md, Layout).
+messages_queued = Signal()
+
+
 def _send_on_commit(ids):
     if ids:
-        from oscar_loyalty import tasks
-
-        transaction.on_commit(lambda: tasks.send_messages.delay(ids))
+        messages_queued.send(sender=Message, ids=ids)

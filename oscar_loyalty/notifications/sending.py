@@ -22,7 +22,7 @@ from oscar.core.loading import get_class, get_model
 
 from oscar_loyalty import conf, descriptions, phones
 from oscar_loyalty.formats import format_points
-from oscar_loyalty.notifications import sms
+from oscar_loyalty.notifications import records, sms
 
 CommunicationEventType = get_model("communication", "CommunicationEventType")
 Message = get_model("oscar_loyalty", "Message")
@@ -107,29 +107,9 @@ class _Batch:
         self.mail = get_connection()
         self.dispatcher = Dispatcher(mail_connection=self.mail)
         self.sms = None
-        self.mail_open, self.mail_error = False, None
-
-    def open_mail(self):
-        """Open the mail connection on the first e-mail. A server that cannot be reached
-        fails each e-mail of the run with its error (queued again), not the whole run: the
-        messages claimed would otherwise be left ``sending``, and the others unsent."""
-        if self.mail_error is not None:
-            raise self.mail_error
-        if not self.mail_open:
-            try:
-                self.mail.open()
-            except Exception as error:
-                self.mail_error = error
-                raise
-            self.mail_open = True
-
-    def close(self):
-        if self.mail_open:
-            self.mail.close()
 
     def send(self, message, texts):
         if message.channel == Message.EMAIL:
-            self.open_mail()
             if not texts["subject"] or not (texts["body"] or texts["html"]):
                 raise ValueError(
                     _("The template %s has no e-mail subject or text.") % message.event
@@ -175,6 +155,10 @@ def send(ids):
     site = Site.objects.get_current()
     batch, sent, failed = _Batch(), [], 0
     try:
+        batch.mail.open()  # one connection for the batch; if it fails each send says why
+    except Exception:
+        logger.warning("Mail connection failed", exc_info=True)
+    try:
         for message in claimed:
             try:
                 if batch.send(message, render(message, site)):
@@ -184,7 +168,7 @@ def send(ids):
                 _mark_failed(message, error)
                 failed += 1
     finally:
-        batch.close()
+        batch.mail.close()
     _mark_sent(sent)
     return len(claimed) - failed, failed
 
@@ -213,9 +197,7 @@ def resend(messages):
         status=Message.QUEUED, attempts=0, due=timezone.now()
     )
     if ids:
-        from oscar_loyalty import tasks
-
-        transaction.on_commit(lambda: tasks.send_messages.delay(ids))
+        records.messages_queued.send(sender=Message, ids=ids)
     return ids
 
 
