@@ -1057,7 +1057,7 @@ class AbstractMessage(models.Model):
     ]
 
     key = models.CharField(_("key"), max_length=255, unique=True)
-    event = models.CharField(_("event"), max_length=64, db_index=True)
+    event = models.CharField(_("event"), max_length=64)
     channel = models.CharField(_("channel"), max_length=8, choices=CHANNELS)
     recipient = models.CharField(_("recipient"), max_length=254)
     user = models.ForeignKey(

@@ -88,3 +88,14 @@ admin.site.register(Category)
 class JobAdmin(ReadOnlyAdmin):
     # Export files have no URL (private storage); the dashboard's job page serves them.
     exclude = ["result_file"]
+
+
+@admin.register(get_model("oscar_loyalty", "Message"))
+class MessageAdmin(ReadOnlyAdmin):
+    """Messages are recorded and sent by ``oscar_loyalty.notifications``; the dashboard's
+    message log resends failed ones."""
+
+    list_display = ["created", "event", "channel", "recipient", "status", "attempts", "sent"]
+    list_filter = ["status", "channel", "event"]
+    search_fields = ["recipient", "key", "card__number"]
+    list_select_related = ["card"]

@@ -27,7 +27,9 @@ def transfer(card):
     return ledger.credit_card(card, "100", "manual:1", description="Welcome points")
 
 
-@pytest.mark.parametrize("model", ["transfer", "account", "card", "accrual", "hold", "job"])
+@pytest.mark.parametrize(
+    "model", ["transfer", "account", "card", "accrual", "hold", "job", "message"]
+)
 def test_ledger_models_are_listed_without_an_add_button(admin_client, transfer, model):
     response = admin_client.get(reverse(f"admin:oscar_loyalty_{model}_changelist"))
     assert response.status_code == 200

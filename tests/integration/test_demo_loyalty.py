@@ -16,6 +16,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import grades
 from oscar_loyalty.audit import audit
+from oscar_loyalty.notifications import sending
 from sandbox.demo import catalogue_data, loyalty_data
 from tests.integration.checkout_support import load_demo
 
@@ -80,6 +81,23 @@ def test_boris_has_spent_some_points_on_an_order(demo):
     assert (source.source_type.name, source.amount_debited) == ("Bonus points", D("100.00"))
     # The 100 ₽ paid with points earned nothing: 3% of 2690, not of 2790.
     assert Accrual.objects.get(order_number="900012").points == D("80.00")
+
+
+def test_anna_agreed_to_messages_and_has_them_in_her_inbox_boris_did_not(demo):
+    anna, boris = card_of("anna@example.com"), card_of("boris@example.com")
+    assert (anna.marketing_consent, boris.marketing_consent) == (True, False)
+    queued = get_model("oscar_loyalty", "Message").objects.values_list("pk", flat=True)
+    sending.send(list(queued))  # what the task queued after each commit does
+    inbox = get_model("communication", "Notification").objects
+    subjects = set(inbox.filter(recipient=anna.user).values_list("subject", flat=True))
+    assert subjects == {
+        "Your Бонусная программа card",
+        "305 points for your order 900001",
+        "Your card is now Серебряный",
+        "413 points for your order 900002",
+        "479 points for your order 900003",
+    }
+    assert not inbox.filter(recipient=boris.user).exists()
 
 
 def test_a_card_waits_for_a_phone_that_is_not_a_customer(demo):

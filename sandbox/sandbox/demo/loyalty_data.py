@@ -10,7 +10,10 @@ create, post and count the points. What the demo leaves:
 
 - anna: three completed orders (28 050 ₽), grade "Серебряный", 1 950 ₽ short of "Золотой":
   one more order of the kettle (3 200 ₽) moves her up.
-- boris: two completed orders, the second paid partly with 100 points.
+  She agreed to the programme's messages: her inbox (and the console, for e-mail)
+  has one for her card and each order's points.
+- boris: two completed orders, the second paid partly with 100 points; no messages (he did
+  not agree to them).
 - a card waiting for the phone +7 903 111-22-33, whose owner has not registered yet.
 """
 
@@ -84,9 +87,13 @@ def load_program():
     return program
 
 
+# Customers who agreed to the programme's messages when they got their card.
+AGREED_TO_MESSAGES = {"anna@example.com"}
+
+
 def card_of(program, user):
     return Card.objects.filter(program=program, user=user).first() or cards.issue_card(
-        program, user=user
+        program, user=user, consent=user.email in AGREED_TO_MESSAGES
     )
 
 
