@@ -306,3 +306,13 @@ def test_the_error_reads_in_russian_for_a_russian_manager(program):
         n, column, value, reason = drafts.error_list(job)[0]
     assert (n, column, value) == (2, "E (Согласие на рассылку)", "может быть")
     assert reason.startswith("«может быть» — не «да» и не «нет»")
+
+
+def test_the_card_page_says_the_import_changed_it_and_who_ran_it(manager_client, program, manager):
+    card = cards.issue_card(program, phone="79123456702")
+    run(program, HEADER + "79123456702\t\t\t\tда\n", by=manager)
+    response = manager_client.get(reverse("loyalty-card-detail", args=[card.pk]))
+    panel = response.content.decode().split('id="consent_panel"')[1].split("</tr>")[0]
+    assert "Agrees to receive them" in panel
+    assert "through an import" in panel
+    assert "manager@example.com" in panel
