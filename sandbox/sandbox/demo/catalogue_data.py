@@ -25,9 +25,15 @@ UserAddress = get_model("address", "UserAddress")
 
 PARTNER_CODE = "sandbox"
 MANAGER_GROUP = "Loyalty managers"
-# Everything of the loyalty app, Oscar's order dashboard, and the customer list.
-MANAGER_PERMISSIONS = Q(content_type__app_label__in=["oscar_loyalty", "order"]) | Q(
-    content_type__app_label="auth", codename="view_user"
+# Everything of the loyalty app, Oscar's order dashboard, the customer list, and the
+# message templates (Content → Email templates).
+MANAGER_PERMISSIONS = (
+    Q(content_type__app_label__in=["oscar_loyalty", "order"])
+    | Q(content_type__app_label="auth", codename="view_user")
+    | Q(
+        content_type__app_label="communication",
+        codename__in=["view_communicationeventtype", "change_communicationeventtype"],
+    )
 )
 
 
