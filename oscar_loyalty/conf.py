@@ -52,6 +52,9 @@ DEFAULTS = {
     # after RETRY_SECONDS, doubled each time, up to MAX_ATTEMPTS, then failed.
     "MESSAGE_CHANNELS": ("email", "sms", "site"),
     "SMS_BACKEND": None,
+    # The SMS Aero backend's account (notifications.sms.SMSAeroBackend): EMAIL and API_KEY
+    # (required), SIGN (the sender name, "SMS Aero" by default), URL and TIMEOUT (seconds).
+    "SMS_AERO": {},
     "MESSAGE_LANGUAGE": None,
     "MESSAGE_URL_SCHEME": "https",
     "MESSAGE_RETRY_SECONDS": 60,

@@ -42,6 +42,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-card-grade": perms("change_card"),
         "loyalty-card-status": perms("change_card"),
         "loyalty-card-adjust": perms("add_transfer"),
+        "loyalty-card-consent": perms("change_card"),
         "loyalty-card-categories": perms("view_card", "change_category"),
         "loyalty-mass-accrual": perms("view_card", "add_job", "add_transfer"),
         "loyalty-mass-debit": perms("view_card", "add_job", "add_transfer"),
@@ -56,6 +57,9 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-job-detail": perms("view_job"),
         "loyalty-job-progress": perms("view_job"),
         "loyalty-job-resume": perms("change_job"),
+        # messages to customers
+        "loyalty-message-list": perms("view_message"),
+        "loyalty-message-resend": perms("view_message", "change_message"),
         # Excel: import, exports, points report
         "loyalty-import": perms("add_card", "add_transfer", "add_job"),
         "loyalty-import-preview": perms("add_card", "add_transfer", "add_job"),
@@ -100,6 +104,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
             "card_grade_view": "CardGradeView",
             "card_status_view": "CardStatusView",
             "card_adjust_view": "CardAdjustView",
+            "card_consent_view": "CardConsentView",
             "card_categories_view": "CategoryBulkView",
             "mass_accrual_view": "MassJobView",
             "mass_debit_view": "MassDebitView",
@@ -116,6 +121,10 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
             "job_detail_view": "JobDetailView",
             "job_progress_view": "JobProgressView",
             "job_resume_view": "JobResumeView",
+        },
+        "notifications": {
+            "message_list_view": "MessageListView",
+            "message_resend_view": "MessageResendView",
         },
         "excel": {
             "import_view": "ImportView",
@@ -186,6 +195,11 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 name="loyalty-card-adjust",
             ),
             path(
+                "cards/<int:pk>/consent/",
+                self.card_consent_view.as_view(),
+                name="loyalty-card-consent",
+            ),
+            path(
                 "cards/categories/",
                 self.card_categories_view.as_view(),
                 name="loyalty-card-categories",
@@ -226,6 +240,13 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 "jobs/<int:pk>/resume/",
                 self.job_resume_view.as_view(),
                 name="loyalty-job-resume",
+            ),
+            # messages to customers
+            path("messages/", self.message_list_view.as_view(), name="loyalty-message-list"),
+            path(
+                "messages/resend/",
+                self.message_resend_view.as_view(),
+                name="loyalty-message-resend",
             ),
             # Excel: import, exports, points report
             path("import/", self.import_view.as_view(), name="loyalty-import"),

@@ -107,6 +107,7 @@ class _Batch:
         self.mail = get_connection()
         self.dispatcher = Dispatcher(mail_connection=self.mail)
         self.sms = None
+        self.sms_down = None  # a GatewayUnavailable: the batch's other SMS wait for a retry
 
     def send(self, message, texts):
         if message.channel == Message.EMAIL:
@@ -118,8 +119,17 @@ class _Batch:
         elif message.channel == Message.SMS:
             if not texts["sms"].strip():
                 raise ValueError(_("The template %s has no SMS text.") % message.event)
+            if self.sms_down is not None:
+                raise sms.SMSError(
+                    _("Not tried: the SMS gateway failed on an earlier message (%s)")
+                    % self.sms_down
+                )
             self.sms = self.sms or sms.get_backend()
-            self.sms.send(phones.normalise(message.recipient), texts["sms"].strip())
+            try:
+                self.sms.send(phones.normalise(message.recipient), texts["sms"].strip())
+            except sms.GatewayUnavailable as error:
+                self.sms_down = error
+                raise
         elif message.channel == Message.SITE:
             body = linebreaks(escape(texts["body"].strip()))
             with transaction.atomic():

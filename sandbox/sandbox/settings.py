@@ -238,6 +238,7 @@ LOYALTY_DASHBOARD_NAVIGATION = {
         {"label": _("Cards"), "url_name": "loyalty-card-list"},
         {"label": _("Categories"), "url_name": "loyalty-category-list"},
         {"label": _("Jobs"), "url_name": "loyalty-job-list"},
+        {"label": _("Messages to customers"), "url_name": "loyalty-message-list"},
         {"label": _("Import from Excel"), "url_name": "loyalty-import"},
         {"label": _("Points report"), "url_name": "loyalty-report"},
     ],

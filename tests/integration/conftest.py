@@ -3,6 +3,8 @@ anna@example.com shopping in it. Builders are in ``checkout_support``."""
 
 import pytest
 
+from tests.sms_gateway import sms_aero  # noqa: F401 (the fake SMS Aero gateway's fixture)
+
 
 @pytest.fixture
 def shop():

@@ -62,6 +62,14 @@ class CardIssueForm(forms.Form):
         label=_("Phone"),
         help_text=_("Any format: 8 912 345-67-89 or +7 912 345 67 89."),
     )
+    consent = forms.BooleanField(
+        required=False,
+        label=_("Agrees to receive messages"),
+        help_text=_(
+            "Tick only if the customer said yes: they then get messages about their points "
+            "and grade, starting with one about the new card. Recorded as given to you."
+        ),
+    )
 
     def __init__(self, *args, customer=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -143,14 +151,20 @@ class CardIssueForm(forms.Form):
                     customer = self.existing_customer or self._new_customer()
                 else:
                     customer = None
-                return cards.issue_card(
+                card = cards.issue_card(
                     data["program"],
                     user=customer,
                     phone=data.get("phone", ""),
                     number=data.get("number", ""),
                     grade=data.get("grade"),
                     by=by,
+                    consent=data.get("consent", False),
                 )
+                if card.found and data.get("consent"):
+                    # A phone card found for the customer is not issued again, so its
+                    # consent is recorded here (without a "card issued" message).
+                    cards.set_consent(card, True, by=by)
+                return card
         except LoyaltyError as exc:
             self.add_error(None, str(exc))
             return None
@@ -178,6 +192,23 @@ class CardPhoneForm(forms.Form):
         except LoyaltyError as exc:
             self.add_error("phone", str(exc))
             return None
+
+
+class CardConsentForm(forms.Form):
+    """Record that the card's customer agrees (or no longer agrees) to the programme's
+    messages, as said to the manager ``by``."""
+
+    consent = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, card, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.card = card
+        if not self.is_bound:
+            self.initial["consent"] = not card.marketing_consent  # the button switches it
+
+    def save(self, by):
+        self.changed = cards.set_consent(self.card, self.cleaned_data["consent"], by=by)
+        return self.card
 
 
 class CardReplaceForm(forms.Form):
@@ -405,6 +436,14 @@ class MassJobForm(forms.Form):
         widget=DATE_INPUT,
         label=_("Available from"),
         help_text=_("Empty or today: at once. A later date: the points are pending until then."),
+    )
+    notify = forms.BooleanField(
+        required=False,
+        label=_("Notify customers"),
+        help_text=_(
+            "Customers who agreed to receive messages get one about their points; "
+            "the others get nothing."
+        ),
     )
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
     expected = forms.IntegerField(widget=forms.HiddenInput, required=False)

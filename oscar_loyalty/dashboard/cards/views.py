@@ -24,6 +24,7 @@ from oscar_loyalty.dashboard.mixins import TEMPLATES, per_page
 from oscar_loyalty.dashboard.templatetags.loyalty_dashboard import person
 from oscar_loyalty.formats import format_points
 from oscar_loyalty.loading import get_class
+from oscar_loyalty.notifications import sending
 
 Accrual = get_model("oscar_loyalty", "Accrual")
 Card = get_model("oscar_loyalty", "Card")
@@ -43,6 +44,7 @@ CardTable = get_class("dashboard.cards.tables", "CardTable")
     CardGradeForm,
     CardStatusForm,
     AdjustForm,
+    CardConsentForm,
     CategoryBulkForm,
     MassJobForm,
 ) = (
@@ -54,6 +56,7 @@ CardTable = get_class("dashboard.cards.tables", "CardTable")
         "CardGradeForm",
         "CardStatusForm",
         "AdjustForm",
+        "CardConsentForm",
         "CategoryBulkForm",
         "MassJobForm",
     )
@@ -61,6 +64,7 @@ CardTable = get_class("dashboard.cards.tables", "CardTable")
 
 HISTORY_PAGE = 50
 ORDERS_SHOWN = 50
+MESSAGES_SHOWN = 20
 
 
 def card_list_queryset():
@@ -132,6 +136,12 @@ class CardDetailView(DetailView):
         context["replaces"] = Card.objects.filter(replaced_by=card).only("pk", "number").first()
         context.setdefault("status_form", None)
         context["status_actions"] = status_actions(card)
+        context.setdefault("consent_form", CardConsentForm(card=card))
+        if self.request.user.has_perm("oscar_loyalty.view_message"):
+            context["card_messages"] = list(
+                sending.customer_messages(card).select_related("card")[:MESSAGES_SHOWN]
+            )
+            context["messages_shown"] = MESSAGES_SHOWN
         return context
 
 
@@ -314,6 +324,24 @@ class CardAdjustView(CardActionView):
         return text % {"amount": format_points(transfer.amount), "number": self.object.number}
 
 
+class CardConsentView(CardActionView):
+    """A manager records what the customer said about the programme's messages."""
+
+    form_class = CardConsentForm
+    form_name = "consent_form"
+
+    def success_message(self, form, card):
+        if not form.changed:
+            return _("The consent was recorded so already; nothing changed.")
+        if card.marketing_consent:
+            return _("The customer of card %(number)s now receives messages.") % {
+                "number": card.number
+            }
+        return _("The customer of card %(number)s no longer receives messages.") % {
+            "number": card.number
+        }
+
+
 # --- categories of the list's customers ----------------------------------------------------
 
 
@@ -448,6 +476,7 @@ class MassJobView(FormView):
                 by=self.request.user,
                 token=data["token"],
                 query=self.query,
+                notify=data.get("notify", False),
             )
             tasks.start_job(job)
         return redirect("loyalty-job-detail", pk=job.pk)

@@ -1,6 +1,7 @@
 """Views of the jobs: the list, a job's page with its progress bar, its JSON, and resume."""
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -16,9 +17,11 @@ from oscar_loyalty.dashboard.mixins import TEMPLATES, per_page
 from oscar_loyalty.loading import get_class
 
 Job = get_model("oscar_loyalty", "Job")
+Message = get_model("oscar_loyalty", "Message")
 
 JobTable = get_class("dashboard.jobs.tables", "JobTable")
 hidden_job_kinds = get_class("dashboard.mixins", "hidden_job_kinds")
+job_prefix = get_class("dashboard.notifications.filters", "job_prefix")
 
 
 class VisibleJobMixin:
@@ -80,7 +83,26 @@ class JobDetailView(VisibleJobMixin, DetailView):
             context["card_list_url"] = reverse("loyalty-card-list") + (f"?{query}" if query else "")
             when = job.params.get("available_at")
             context["available_at"] = parse_datetime(when) if when else None
+            context["is_mass_job"] = True
+            if job.params.get("notify"):
+                context["job_messages"] = job_messages(job)
         return context
+
+
+def job_messages(job):
+    """How many messages a notifying mass job recorded, and how many of them were sent or
+    failed for good (the rest are queued or being sent)."""
+    counts = dict(
+        Message.objects.filter(key__startswith=job_prefix(job.pk))
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {
+        "recorded": sum(counts.values()),
+        "sent": counts.get(Message.SENT, 0),
+        "failed": counts.get(Message.FAILED, 0),
+    }
 
 
 class JobProgressView(VisibleJobMixin, SingleObjectMixin, View):

@@ -5,6 +5,7 @@ from django import template
 from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, categories, phones
+from oscar_loyalty.notifications import events
 
 Card = get_model("oscar_loyalty", "Card")
 Category = get_model("oscar_loyalty", "Category")
@@ -56,6 +57,12 @@ def loyalty_customer(customer):
 def card_status(code):
     """The readable name of a card status code (status changes store the code)."""
     return dict(Card.STATUSES).get(code, code)
+
+
+@register.filter
+def message_event(code):
+    """The readable name of a message's event (messages store the event type's code)."""
+    return events.NAMES.get(code, code)
 
 
 @register.simple_tag(takes_context=True)
