@@ -20,11 +20,17 @@ class LoyaltyConfig(OscarConfig):
         registry.register()
         receivers.connect()
         self.card_list_view = get_class("views", "CardListView")
+        self.consent_view = get_class("views", "ConsentView")
 
     def get_urls(self):
         urls = [
             path(
                 "accounts/bonus-cards/", self.card_list_view.as_view(), name="loyalty-account-cards"
+            ),
+            path(
+                "accounts/bonus-cards/<int:pk>/consent/",
+                self.consent_view.as_view(),
+                name="loyalty-account-consent",
             ),
         ]
         return self.post_process_urls(urls)

@@ -1,9 +1,18 @@
 """The customer's "Bonus card" page in Oscar's account area."""
 
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.views.generic import TemplateView
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.generic import TemplateView, View
+from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, earning, grades, keyset, ledger
+from oscar_loyalty.loading import get_class
+
+Card = get_model("oscar_loyalty", "Card")
+ConsentForm = get_class("forms", "ConsentForm")
 
 HISTORY_PAGE = 50
 
@@ -36,3 +45,25 @@ class CardListView(LoginRequiredMixin, TemplateView):
             )
         context["panels"] = panels
         return context
+
+
+class ConsentView(LoginRequiredMixin, View):
+    """The card's owner switches messages about their points on or off (POST only: a link
+    or a prefetch never changes it). Recorded as changed by the customer, now."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        card = get_object_or_404(Card, pk=pk, user=request.user)  # another's card: 404
+        form = ConsentForm(request.POST)
+        if form.is_valid():
+            agrees = form.cleaned_data["consent"]
+            cards.set_consent(card, agrees)
+            if agrees:
+                text = _("Messages about your points on the card %(number)s are now on.")
+            else:
+                text = _("Messages about your points on the card %(number)s are now off.")
+            messages.success(request, text % {"number": card.number})
+        else:
+            messages.error(request, _("Choose whether you want messages about your points."))
+        return redirect(reverse("loyalty-account-cards") + f"#card-{card.number}")

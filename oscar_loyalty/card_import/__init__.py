@@ -18,10 +18,13 @@ What a row does (see README, "Importing from Excel"):
 - an existing card: an actual balance that is not blank and not 0 becomes its balance, then
   the top-up is added (a negative one takes points away); the difference is one transfer of
   kind "import"; a result below zero is an error and the row changes nothing.
+- an optional consent column (yes/no, да/нет, 1/0, +/-) sets the card's consent to messages,
+  recorded as changed by the import's manager through "import"; blank leaves it, a value it
+  cannot read is an error of the row; undo does not change it back.
 
 The package, in the order a row goes through it:
 
-- ``cells``: column roles, header words, amounts as typed; no database;
+- ``cells``: column roles, header words, amounts and consents as typed; no database;
 - ``rows``: a parsed row, the cards the database knows for a batch of rows, what a row does;
 - ``drafts``: the draft job, its preview, totals and errors, and starting it;
 - ``apply``: applying a chunk of rows; ``undo``: reversing a finished import;

@@ -1,14 +1,31 @@
 """Applying the rows of a started import, one chunk at a time, with keys that make a
-redelivered chunk change nothing more."""
+redelivered chunk change nothing more.
+
+A row's consent to messages is written with its balance, set-based: on the new cards'
+inserts, and by one ``UPDATE`` per value for the cards that exist, which touches only cards
+whose consent differs (``consent_source`` "import", the import's manager, the time applied).
+Undoing an import reverses its transfers only; consent stays as the import left it.
+"""
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy
 from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, descriptions, keys, ledger
-from oscar_loyalty.card_import.rows import NEW, SAME, SET, TOPPED, Cards, Row, classify
+from oscar_loyalty.card_import.rows import (
+    CONSENTED,
+    NEW,
+    SAME,
+    SET,
+    TOPPED,
+    Cards,
+    Row,
+    classify,
+)
 from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.lookups import among
 
 Card = get_model("oscar_loyalty", "Card")
 Transfer = get_model("oscar_loyalty", "Transfer")
@@ -30,6 +47,13 @@ def _description(row):
 
 
 NOTE = gettext_lazy("Import #%(job)s, row %(row)s")
+# The Card columns a new card's consent fills in (``cards.CONSENT_FIELDS``, as attnames).
+CONSENT_COLUMNS = (
+    "marketing_consent",
+    "consent_changed",
+    "consent_changed_by_id",
+    "consent_source",
+)
 
 
 def _note(job, row, template=None):
@@ -104,11 +128,21 @@ def _apply_bulk(job, rows):
         for row in blank:
             row.number = next(generated)
         grade = program.lowest_grade()
+        columns = ("number", "user_id", "phone")
+        card_rows = [(r.number, r.user_id, r.phone) for r in new]
+        if any(r.consent for r in new):  # a file without consents inserts what it did before
+            columns += CONSENT_COLUMNS
+            agreed = (True, timezone.now(), by_id, Card.CONSENT_IMPORT)
+            unchanged = (False, None, None, "")
+            card_rows = [
+                (*values, *(agreed if r.consent else unchanged))
+                for values, r in zip(card_rows, new, strict=True)
+            ]
         ledger.open_card_accounts_many(
             program,
             [_movement(job, row, template) for row in new],
-            ("number", "user_id", "phone"),
-            [(r.number, r.user_id, r.phone) for r in new],
+            columns,
+            card_rows,
             {"grade_id": grade and grade.pk, "created_by_id": by_id},
             created_by_id=by_id,
         )
@@ -117,7 +151,26 @@ def _apply_bulk(job, rows):
         [_movement(job, row, template) for row in existing], created_by_id=by_id
     )
     number = {row_key(job.pk, r.n): r.n for r in existing}
-    return [{"item": number[m.key], "reason": str(error)} for m, error in refused]
+    failures = [{"item": number[m.key], "reason": str(error)} for m, error in refused]
+    skipped = {failure["item"] for failure in failures}  # nothing of a refused row is applied
+    _apply_consents(job, [r for r in rows if r.action != NEW and r.n not in skipped])
+    return failures
+
+
+def _apply_consents(job, rows):
+    """Write the consent of existing cards' rows: one ``UPDATE`` per value, each only of
+    the cards whose consent differs, so a card the file agrees with keeps when and by whom
+    its consent was last changed."""
+    now = timezone.now()
+    for value in (True, False):
+        ids = [r.card.id for r in rows if r.consent is value and r.consent_changes]
+        if ids:
+            Card.objects.filter(among(Card, "pk", ids)).exclude(marketing_consent=value).update(
+                marketing_consent=value,
+                consent_changed=now,
+                consent_changed_by_id=job.created_by_id,
+                consent_source=Card.CONSENT_IMPORT,
+            )
 
 
 def _apply_one(job, row):
@@ -135,7 +188,12 @@ def _apply_one(job, row):
         )
         if row.diff > 0:
             ledger.credit_card(card, row.diff, key, kind=Transfer.IMPORT, **details)
+        if row.consent:
+            cards.set_consent(card, True, by=job.created_by, source=Card.CONSENT_IMPORT)
         return
-    _done, refused = ledger.post_movements([_movement(job, row)], created_by_id=job.created_by_id)
-    if refused:
-        raise refused[0][1]
+    if row.action != CONSENTED:
+        movements = [_movement(job, row)]
+        _done, refused = ledger.post_movements(movements, created_by_id=job.created_by_id)
+        if refused:
+            raise refused[0][1]
+    _apply_consents(job, [row])

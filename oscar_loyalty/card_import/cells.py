@@ -1,4 +1,5 @@
-"""The cells of an import table: which column holds what, and amounts as a manager types them.
+"""The cells of an import table: which column holds what, and amounts and consents as a manager
+types them.
 
 No database access and no models: header guessing and amount parsing run on any table.
 """
@@ -13,13 +14,14 @@ from oscar_loyalty import phones
 from oscar_loyalty.card_numbers import clean_number
 from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
 
-PHONE, NUMBER, TOPUP, BALANCE = "phone", "number", "topup", "balance"
-ROLES = (PHONE, NUMBER, TOPUP, BALANCE)
+PHONE, NUMBER, TOPUP, BALANCE, CONSENT = "phone", "number", "topup", "balance", "consent"
+ROLES = (PHONE, NUMBER, TOPUP, BALANCE, CONSENT)
 ROLE_LABELS = {
     PHONE: gettext_lazy("Phone"),
     NUMBER: gettext_lazy("Card number"),
     TOPUP: gettext_lazy("Top-up"),
     BALANCE: gettext_lazy("Actual balance"),
+    CONSENT: gettext_lazy("Consent to messages"),
 }
 MAX_AMOUNT = Decimal("1000000000000")
 CENT = Decimal("0.01")
@@ -38,8 +40,14 @@ HEADERS = {
         "актуальныйбаланс баланс остаток текущийбаланс баллы бонусы "
         "actualbalance balance currentbalance points".split()
     ),
+    CONSENT: set(
+        "согласие согласиенарассылку согласиенасообщения рассылка подписка "
+        "consent marketingconsent consenttomessages optin subscribed".split()
+    ),
 }
+# Consent first: "Согласие на рассылку по карте" names the consent, not the card number.
 HEADER_STEMS = (
+    (CONSENT, ("соглас", "consent", "рассылк")),
     (PHONE, ("телефон", "phone", "mobile")),
     (NUMBER, ("карт", "card")),
     (TOPUP, ("пополн", "topup", "начисл")),
@@ -77,6 +85,33 @@ def role_of_header(text):
 
 class AmountError(ValueError):
     pass
+
+
+class ConsentError(ValueError):
+    pass
+
+
+# Lower case, spaces dropped; Excel's own TRUE/FALSE read as 1/0 (``excel.cell_text``), and
+# a Russian Excel shows them as ИСТИНА/ЛОЖЬ when the cell holds text.
+CONSENT_VALUES = {
+    **dict.fromkeys("yes y true 1 + да д истина".split(), True),
+    **dict.fromkeys("no n false 0 - \u2212 \u2013 нет н ложь".split(), False),
+}
+
+
+def parse_consent(text):
+    """A consent cell as a manager types it: ``True``, ``False``, or ``None`` when blank
+    (the card's consent is left as it is). Anything else is refused, not guessed."""
+    key = "".join(str(text).split()).lower().replace("ё", "е")
+    if not key:
+        return None
+    try:
+        return CONSENT_VALUES[key]
+    except KeyError:
+        raise ConsentError(
+            _("“%(value)s” is not a yes or a no: write yes or no, да or нет, 1 or 0, + or −.")
+            % {"value": text}
+        ) from None
 
 
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009\u2007'")
@@ -195,6 +230,19 @@ def guess_mapping(table, has_header):
         best, index = max(scores, default=(0, None))
         if best >= 0.5:
             mapping[index] = role
+
+    def is_consent_word(value):
+        # 1/0 and +/- read as amounts too: only words make a column look like consent
+        try:
+            return parse_consent(value) is not None and not is_amount(value)
+        except ConsentError:
+            return False
+
+    if CONSENT not in mapping:
+        scores = [(share(i, is_consent_word), i) for i in range(width) if not mapping[i]]
+        best, index = max(scores, default=(0, None))
+        if best >= 0.8:
+            mapping[index] = CONSENT
     amounts = [i for i in range(width) if not mapping[i] and share(i, is_amount) >= 0.8]
     open_roles = [role for role in (TOPUP, BALANCE) if role not in mapping]
     for role, index in zip(open_roles, amounts, strict=False):

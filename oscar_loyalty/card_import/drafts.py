@@ -15,6 +15,7 @@ from oscar.core.loading import get_model
 from oscar_loyalty import conf, jobs, phones
 from oscar_loyalty.card_import.cells import ROLE_LABELS, column_letter, guess_header, guess_mapping
 from oscar_loyalty.card_import.rows import (
+    CONSENTED,
     NEW,
     SAME,
     SET,
@@ -89,7 +90,9 @@ def _classified(program, rows, mapping, has_header):
     data = rows[1:] if has_header else rows
     reader = phones.Reader()
     first_phone, first_number, seen_cards = {}, {}, {}
-    totals = dict.fromkeys(("rows", NEW, SET, TOPPED, SAME, "errors"), 0)
+    totals = dict.fromkeys(
+        ("rows", NEW, SET, TOPPED, CONSENTED, SAME, "errors", "consent_on", "consent_off"), 0
+    )
     totals.update(opening=ZERO, added=ZERO, taken=ZERO)
     items = []
     size = conf.import_chunk_size
@@ -107,6 +110,8 @@ def _classified(program, rows, mapping, has_header):
                 totals["errors"] += 1
             else:
                 totals[row.action] += 1
+                if row.consent_changes:
+                    totals["consent_on" if row.consent else "consent_off"] += 1
                 if row.action == NEW:
                     totals["opening"] += row.diff
                 elif row.diff > 0:
@@ -156,7 +161,7 @@ def is_undo(job):
 def iter_items(job):
     """The stored rows of an import (``Stored``), in file order."""
     for items in job.chunks.order_by("index").values_list("items", flat=True).iterator(20):
-        yield from map(Stored._make, items)
+        yield from (Stored(*item) for item in items)
 
 
 def preview_rows(job, limit=20):
@@ -195,7 +200,7 @@ def _outcome(item):
     """What a stored row does, for telling whether a check again changed it: its card and
     action, or that it is skipped. Not the amount: a balance that moved does not change what
     "set to" or "add" means, and the chunk applies it to the balance it then finds."""
-    n, _cells, _phone, _number, _topup, _balance, errors, action, _diff, card_id = item
+    n, _cells, _phone, _number, _topup, _balance, errors, action, _diff, card_id, *_ = item
     return n, bool(errors), action, card_id
 
 

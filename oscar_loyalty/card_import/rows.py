@@ -1,7 +1,9 @@
 """The rows of an import: a parsed row, what the database knows of its cards, what it does.
 
 Each row is read from its cells (``parse_row``), then checked against the cards of the
-programme (``Cards``, ``classify``): a new card, a balance set, a top-up, or no change.
+programme (``Cards``, ``classify``): a new card, a balance set, a top-up, only the consent to
+messages changed, or no change. A consent cell rides along with any of them
+(``Row.consent_changes``).
 """
 
 from collections import namedtuple
@@ -16,11 +18,14 @@ from oscar.core.loading import get_model
 from oscar_loyalty import cards, conf, ledger, lookups, phones
 from oscar_loyalty.card_import.cells import (
     BALANCE,
+    CONSENT,
     NUMBER,
     PHONE,
     TOPUP,
     AmountError,
+    ConsentError,
     parse_amount,
+    parse_consent,
 )
 from oscar_loyalty.exceptions import LoyaltyError, PhoneInvalid
 from oscar_loyalty.formats import format_points
@@ -29,6 +34,7 @@ from oscar_loyalty.lookups import among
 Card = get_model("oscar_loyalty", "Card")
 
 NEW, SET, TOPPED, SAME = "new", "set", "topup", "same"
+CONSENTED = "consent"  # an existing card whose balance stays: only its consent changes
 ZERO = Decimal("0")
 
 
@@ -47,9 +53,19 @@ class Row:
     diff: Decimal = ZERO
     card: object = None
     user_id: int = None
+    consent: bool = None  # the file's consent: True, False, or None (blank: left as it is)
 
     def error(self, role, message):
         self.errors.append([role, str(message)])
+
+    @property
+    def consent_changes(self):
+        """Whether applying the row changes the card's consent (a new card starts without)."""
+        if self.consent is None or self.errors:
+            return False
+        if self.action == NEW:
+            return self.consent
+        return self.card is not None and self.card.consent != self.consent
 
     def item(self):
         """The row as a job chunk stores it: the fields of ``Stored``, a JSON array."""
@@ -65,6 +81,7 @@ class Row:
             self.action,
             str(self.diff),
             None if self.card is None else self.card.id,
+            self.consent,
         ]
 
     @classmethod
@@ -79,13 +96,19 @@ class Row:
             None if topup is None else Decimal(topup),
             None if balance is None else Decimal(balance),
             list(errors),
+            consent=item[10] if len(item) > 10 else None,
         )
 
 
 # A row as a draft stores it: one JSON array per row, as a draft holds the whole file.
 # ``errors`` are ``[role, message]`` pairs; ``action``, ``diff`` (the signed change of the
-# balance) and ``card_id`` are what the check decided, shown in the preview.
-Stored = namedtuple("Stored", "n cells phone number topup balance errors action diff card_id")
+# balance) and ``card_id`` are what the check decided, shown in the preview; ``consent`` is
+# the file's value (imports stored before the column existed have ten fields: ``None``).
+Stored = namedtuple(
+    "Stored",
+    "n cells phone number topup balance errors action diff card_id consent",
+    defaults=(None,),
+)
 
 
 def parse_row(n, cells, mapping, reader):
@@ -122,6 +145,12 @@ def parse_row(n, cells, mapping, reader):
             row.error(role, _("A balance cannot be negative."))
         elif value is not None and (role == BALANCE or value != 0):
             setattr(row, role, value)
+    consent = texts.get(CONSENT, "")
+    if consent:
+        try:
+            row.consent = parse_consent(consent)
+        except ConsentError as exc:
+            row.error(CONSENT, exc)
     if not phone and not number and not row.errors:
         row.error(PHONE, _("Fill in the phone or the card number."))
     return row
@@ -129,7 +158,7 @@ def parse_row(n, cells, mapping, reader):
 
 CardInfo = namedtuple(
     "CardInfo",
-    "id number phone user_id status participates account_id balance debt",
+    "id number phone user_id status participates consent account_id balance debt",
 )
 _CARD_COLUMNS = (
     "pk",
@@ -138,6 +167,7 @@ _CARD_COLUMNS = (
     "user_id",
     "status",
     "participates",
+    "marketing_consent",
     "account_id",
     "account__balance",
     "debt_account__balance",
@@ -314,7 +344,7 @@ def classify(row, known, seen_cards=None):
         )
     row.card, row.diff = card, target - card.balance
     if not row.diff:
-        row.action = SAME
+        row.action = CONSENTED if row.consent_changes else SAME
         return row
     refusal = Card.refusal_of(card.number, card.status, card.participates)
     if refusal:

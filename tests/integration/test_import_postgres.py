@@ -155,3 +155,41 @@ def test_two_managers_confirming_one_table_at_once_start_it_once(program):
     card = Card.objects.get(program=program, phone="79123456701")
     assert ledger.balance(card.account) == D("100")  # not doubled
     assert audit.audit() == []
+
+
+def test_consents_ride_the_array_inserts_and_updates(program, settings):
+    """New cards get their consent in the cards' ``unnest`` insert (booleans, times and NULLs
+    as arrays); existing cards change in one array-matched UPDATE per value."""
+    from django.contrib.auth import get_user_model
+
+    settings.OSCAR_LOYALTY_IMPORT_CHUNK_SIZE = 500
+    manager = get_user_model().objects.create_user("m@example.com", "m@example.com", "x")
+    for n in range(40):
+        card = cards.issue_card(program, phone=f"7912300{n:04d}")
+        if n % 4 == 0:
+            cards.set_consent(card, True)  # on already: "нет" below switches it off
+    header = HEADER.rstrip("\n") + "\tСогласие\n"
+    lines = [f"7912300{n:04d}\t\t{n % 3}\t\t{'да' if n % 2 else 'нет'}\n" for n in range(40)]
+    lines += [f"7912400{n:04d}\t\t\t{n}\t{'+' if n % 2 else ''}\n" for n in range(60)]
+    job = drafts.create_draft(excel.read_pasted(header + "".join(lines)), program, by=manager)
+    job = apply(drafts.start(job))
+    assert (job.status, job.failed) == (Job.DONE, 0)
+    found = {
+        phone: (consent, source, by, changed is not None)
+        for phone, consent, source, by, changed in Card.objects.values_list(
+            "phone", "marketing_consent", "consent_source", "consent_changed_by", "consent_changed"
+        )
+    }
+    imported = ("import", manager.pk, True)
+    for n in range(40):
+        phone = f"7912300{n:04d}"
+        if n % 2:
+            assert found[phone] == (True, *imported), phone
+        elif n % 4 == 0:
+            assert found[phone] == (False, *imported), phone  # switched off
+        else:
+            assert found[phone] == (False, "", None, False), phone  # "нет" on an off card
+    for n in range(60):
+        phone = f"7912400{n:04d}"
+        assert found[phone] == ((True, *imported) if n % 2 else (False, "", None, False)), phone
+    assert audit.audit() == []

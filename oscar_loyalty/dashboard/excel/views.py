@@ -27,7 +27,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import conf, excel, keyset, phones, reports, tasks
 from oscar_loyalty.card_import import cells, drafts, undo
-from oscar_loyalty.card_import.rows import NEW, SAME, SET, TOPPED
+from oscar_loyalty.card_import.rows import CONSENTED, NEW, SAME, SET, TOPPED
 from oscar_loyalty.dashboard.mixins import TEMPLATES
 from oscar_loyalty.exceptions import LoyaltyError
 from oscar_loyalty.formats import format_points
@@ -273,6 +273,11 @@ def _sample(job, items):
     """The first rows of a preview, each with what applying it will do, in words."""
     ids = {item.card_id for item in items if item.card_id}
     found = {c.pk: c for c in Card.objects.filter(pk__in=ids).select_related("account")}
+    consent_alone = {True: _("Messages switched on"), False: _("Messages switched off")}
+    consent_too = {
+        True: _("%(change)s; messages switched on"),
+        False: _("%(change)s; messages switched off"),
+    }
     rows = []
     for item in items:
         card = found.get(item.card_id)
@@ -289,6 +294,8 @@ def _sample(job, items):
             )
         elif action == SAME:
             what = _("No change")
+        elif action == CONSENTED:
+            what = ""
         elif card is not None:
             what = _("Balance %(old)s → %(new)s") % {
                 "old": format_points(card.account.balance),
@@ -296,6 +303,19 @@ def _sample(job, items):
             }
         else:
             what = ""
+        if errors or item.consent is None or action == SAME:
+            changes = False
+        elif action == NEW:
+            changes = item.consent  # a new card starts without consent
+        else:
+            changes = action == CONSENTED or (
+                card is not None and card.marketing_consent != item.consent
+            )
+        if changes:
+            if what:
+                what = consent_too[item.consent] % {"change": what}
+            else:
+                what = consent_alone[item.consent]
         values = item.cells
         mapping = job.params.get("mapping", [])
         raw = {role: values[i] for i, role in enumerate(mapping) if role and i < len(values)}
@@ -306,6 +326,7 @@ def _sample(job, items):
                 "number": card.number if card else item.number or raw.get("number", ""),
                 "topup": item.topup or raw.get("topup", ""),
                 "balance": item.balance or raw.get("balance", ""),
+                "consent": raw.get("consent", ""),
                 "action": "error" if errors else action,
                 "what": what,
             }
@@ -341,7 +362,8 @@ class ImportPreviewView(SingleObjectMixin, TemplateView):
         context.update(
             job=job,
             totals=totals,
-            applicable=totals.get(NEW, 0) + totals.get(SET, 0) + totals.get(TOPPED, 0),
+            applicable=sum(totals.get(action, 0) for action in (NEW, SET, TOPPED, CONSENTED)),
+            has_consent=cells.CONSENT in job.params.get("mapping", []),
             errors=errors,
             more_errors=max(totals.get("errors", 0) - len(errors), 0),
             sample=_sample(job, drafts.preview_rows(job)),
