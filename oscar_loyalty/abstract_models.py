@@ -1056,7 +1056,7 @@ class AbstractMessage(models.Model):
         (FAILED, pgettext_lazy("message status", "failed")),
     ]
 
-    key = models.CharField(_("key"), max_length=255, unique=True)
+    key = models.CharField(_("key"), max_length=255)
     event = models.CharField(_("event"), max_length=64)
     channel = models.CharField(_("channel"), max_length=8, choices=CHANNELS)
     recipient = models.CharField(_("recipient"), max_length=254)
@@ -1084,6 +1084,9 @@ class AbstractMessage(models.Model):
         related_name="+",
         verbose_name=_("transfer"),
         db_index=False,
+        # No database constraint: transfers are never deleted (a trigger refuses it), so it
+        # could never fire, and a mass job's chunk would check it once a message at COMMIT.
+        db_constraint=False,
     )
     grade_change = models.ForeignKey(
         "oscar_loyalty.GradeChange",
@@ -1115,6 +1118,9 @@ class AbstractMessage(models.Model):
         ordering = ["-created", "-id"]
         verbose_name = _("message")
         verbose_name_plural = _("messages")
+        # A constraint rather than unique=True, which on PostgreSQL adds a second,
+        # pattern-matching index that no query uses (a mass job writes thousands of rows).
+        constraints = [models.UniqueConstraint(fields=["key"], name="loyalty_message_key")]
         indexes = [
             models.Index(fields=["status", "due"], name="loyalty_message_status"),
             models.Index(fields=["-created", "-id"], name="loyalty_message_created"),

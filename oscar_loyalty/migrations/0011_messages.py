@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
             name='Message',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255, unique=True, verbose_name='key')),
+                ('key', models.CharField(max_length=255, verbose_name='key')),
                 ('event', models.CharField(max_length=64, verbose_name='event')),
                 ('channel', models.CharField(choices=[('email', 'E-mail'), ('sms', 'SMS'), ('site', 'Account inbox')], max_length=8, verbose_name='channel')),
                 ('recipient', models.CharField(max_length=254, verbose_name='recipient')),
@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
                 ('sent', models.DateTimeField(blank=True, null=True, verbose_name='sent')),
                 ('card', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='oscar_loyalty.card', verbose_name='card')),
                 ('grade_change', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='oscar_loyalty.gradechange', verbose_name='grade change')),
-                ('transfer', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='oscar_loyalty.transfer', verbose_name='transfer')),
+                ('transfer', models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='oscar_loyalty.transfer', verbose_name='transfer')),
                 ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='loyalty_messages', to=settings.AUTH_USER_MODEL, verbose_name='customer')),
             ],
             options={
@@ -63,6 +63,7 @@ class Migration(migrations.Migration):
                 'ordering': ['-created', '-id'],
                 'abstract': False,
                 'indexes': [models.Index(fields=['status', 'due'], name='loyalty_message_status'), models.Index(fields=['-created', '-id'], name='loyalty_message_created')],
+                'constraints': [models.UniqueConstraint(fields=('key',), name='loyalty_message_key')],
             },
         ),
     ]

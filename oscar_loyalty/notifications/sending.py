@@ -93,11 +93,26 @@ def context(message, site):
     return values
 
 
-def render(message, site=None):
-    """``{"subject", "body", "html", "sms"}`` of ``message`` in its language."""
+def event_type(code, known=None):
+    """The ``CommunicationEventType`` of ``code`` (unsaved if no row: the files' texts), as
+    Oscar's ``get_and_render`` finds it; ``known`` keeps those of a batch, read once each."""
+    if known is not None and code in known:
+        return known[code]
+    found = CommunicationEventType.objects.filter(code=code).first()
+    found = found or CommunicationEventType(code=code)
+    if known is not None:
+        known[code] = found
+    return found
+
+
+def render(message, site=None, event_types=None):
+    """``{"subject", "body", "html", "sms"}`` of ``message`` in its language.
+    ``event_types``: a dict shared by a batch's messages, so each template row is read once
+    (a query per message was a quarter of the time to send 10,000 e-mails)."""
     site = site or Site.objects.get_current()
+    commtype = event_type(message.event, event_types)
     with translation.override(message.language):
-        return CommunicationEventType.objects.get_and_render(message.event, context(message, site))
+        return commtype.get_messages(context(message, site))
 
 
 class _Batch:
@@ -163,7 +178,7 @@ def send(ids):
     if not claimed:
         return 0, 0
     site = Site.objects.get_current()
-    batch, sent, failed = _Batch(), [], 0
+    batch, sent, failed, event_types = _Batch(), [], 0, {}
     try:
         batch.mail.open()  # one connection for the batch; if it fails each send says why
     except Exception:
@@ -171,7 +186,7 @@ def send(ids):
     try:
         for message in claimed:
             try:
-                if batch.send(message, render(message, site)):
+                if batch.send(message, render(message, site, event_types)):
                     sent.append(message.pk)
             except Exception as error:  # a gateway's or a template's: recorded, retried
                 logger.warning("Message %s not sent: %s", message.pk, error, exc_info=True)
