@@ -1103,6 +1103,11 @@ class AbstractMessage(models.Model):
     context = models.JSONField(_("template values"), default=dict, blank=True)
     # Asked for by the customer (a gift card's code): goes without marketing consent.
     requested = models.BooleanField(_("requested by the customer"), default=False)
+    # With a copy in the customer's account inbox (an Oscar ``Notification``): the e-mail
+    # carries it, or a message of channel "site" is only that, for a customer without an
+    # address. ``inbox_sent``: the copy is written (once, whatever the e-mail's retries).
+    inbox = models.BooleanField(_("with a copy in the account inbox"), default=False)
+    inbox_sent = models.DateTimeField(_("inbox copy written"), null=True, blank=True)
     language = models.CharField(_("language"), max_length=16)
     status = models.CharField(_("status"), max_length=8, choices=STATUSES, default=QUEUED)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
@@ -1128,3 +1133,10 @@ class AbstractMessage(models.Model):
 
     def __str__(self):
         return f"{self.event} → {self.recipient} ({self.channel})"
+
+    @property
+    def channel_label(self):
+        """ "E-mail + account inbox" for an e-mail carrying the inbox copy, else the channel."""
+        if self.inbox and self.channel != self.SITE:
+            return _("%(channel)s + account inbox") % {"channel": self.get_channel_display()}
+        return self.get_channel_display()

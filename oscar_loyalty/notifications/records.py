@@ -1,16 +1,19 @@
 """Recording messages in the transaction of their cause; ``sending`` sends them after commit.
 
 One message per channel the customer can be reached on: e-mail (an address), SMS (a phone
-and an SMS backend), the account inbox (an account). Marketing messages go only to cards
-whose customer agreed (``Card.marketing_consent``); ``requested`` ones (a gift card's code)
-always. Keys: ``msg:<cause>:<channel>``, the cause being a transfer's key, ``grade:<grade
-change id>`` or ``card:<card id>:issued``, so the same cause never records a message twice.
+and an SMS backend). The copy in the account inbox rides with the e-mail (``inbox``), or is
+a message of its own (channel "site") for a customer without an address: one row per
+customer and cause, not two, keeps a mass job's recording cheap (benchmarks/). Marketing
+messages go only to cards whose customer agreed (``Card.marketing_consent``); ``requested``
+ones (a gift card's code) always. Keys: ``msg:<cause>:<channel>``, the cause being a
+transfer's key, ``grade:<grade change id>`` or ``card:<card id>:issued``, so the same cause
+never records a message twice.
 """
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections, router
-from django.db.models import CharField, F, JSONField, Q, Value
+from django.db.models import Case, CharField, F, JSONField, Q, Value, When
 from django.db.models.functions import Cast, Coalesce, Concat, NullIf
 from django.dispatch import Signal
 from django.utils import timezone
@@ -47,18 +50,20 @@ def _user_phone_field():
 
 
 def recipients(card):
-    """``{channel: address}`` of the channels ``card``'s customer can be reached on."""
-    user, found = card.user, {}
-    for channel in channels():
-        if channel == Message.EMAIL and user is not None and user.email:
-            found[channel] = user.email
-        elif channel == Message.SITE and user is not None:
-            found[channel] = user.email or user.get_username()
-        elif channel == Message.SMS:
-            field = _user_phone_field()
-            phone = card.phone or (str(getattr(user, field) or "") if user and field else "")
-            if phone:
-                found[channel] = phone
+    """``[(channel, address, inbox)]``: how ``card``'s customer can be reached, and which
+    message carries the copy in their account inbox."""
+    wanted, user, found = channels(), card.user, []
+    inbox = Message.SITE in wanted
+    if user is not None:
+        if Message.EMAIL in wanted and user.email:
+            found.append((Message.EMAIL, user.email, inbox))
+        elif inbox:
+            found.append((Message.SITE, user.email or user.get_username(), True))
+    if Message.SMS in wanted:
+        field = _user_phone_field()
+        phone = card.phone or (str(getattr(user, field) or "") if user and field else "")
+        if phone:
+            found.append((Message.SMS, phone, False))
     return found
 
 
@@ -85,9 +90,10 @@ def record(event, card, cause, *, transfer=None, grade_change=None, context=None
             balance_after=balance,
             context=context or {},
             requested=requested,
+            inbox=inbox,
             language=language(),
         )
-        for channel, address in found.items()
+        for channel, address, inbox in found
     ]
     Message.objects.bulk_create(messages, ignore_conflicts=True)
     new = list(
@@ -119,23 +125,41 @@ def for_card_issued(card):
 # --- many cards at once ------------------------------------------------------------------
 
 
-def _recipient(channel):
-    if channel == Message.EMAIL:
-        return F("card__user__email"), Q(card__user__isnull=False) & ~Q(card__user__email="")
-    if channel == Message.SITE:
-        return F("card__user__email"), Q(card__user__isnull=False)
+def _account_slot(wanted):
+    """The customer's account's message as ``recipients`` picks it, in SQL: ``(channel,
+    address, inbox, reachable)`` expressions, or ``None`` if neither channel is used."""
+    email, inbox = Message.EMAIL in wanted, Message.SITE in wanted
+    has_email = ~Q(card__user__email="")
+    customer = Q(card__user__isnull=False)
+    if email and not inbox:
+        return Value(Message.EMAIL), F("card__user__email"), Value(False), customer & has_email
+    if not inbox:
+        return None
+    name = NullIf(F("card__user__email"), Value(""))
+    address = Coalesce(name, Cast(F(f"card__user__{get_user_model().USERNAME_FIELD}"), CharField()))
+    channel = Value(Message.SITE)
+    if email:
+        channel = Case(
+            When(has_email, then=Value(Message.EMAIL)), default=channel, output_field=CharField()
+        )
+    return channel, address, Value(True), customer
+
+
+def _sms_slot():
     field = _user_phone_field()
     phone = NullIf(F("card__phone"), Value(""))
     if field:
         phone = Coalesce(phone, NullIf(Cast(F(f"card__user__{field}"), CharField()), Value("")))
-    return phone, Q(card__phone__gt="") | (Q(**{f"card__user__{field}__gt": ""}) if field else Q())
+    reachable = Q(card__phone__gt="") | (Q(**{f"card__user__{field}__gt": ""}) if field else Q())
+    return Value(Message.SMS), phone, Value(False), reachable
 
 
 def for_transfers(event, transfer_keys):
     """``event``'s messages about the transfers ``transfer_keys`` (one card each; a mass
-    job's chunk), to the consenting customers: one ``INSERT ... SELECT`` per channel, in the
-    caller's transaction. Keys already recorded are skipped. Returns the new messages' ids,
-    queued to be sent once the transaction commits."""
+    job's chunk), to the consenting customers: one ``INSERT ... SELECT`` for their accounts
+    (e-mail with the inbox copy) and one for SMS, in the caller's transaction. Keys already
+    recorded are skipped. Returns the new messages' ids, queued to be sent once the
+    transaction commits."""
     transfer_keys = list(transfer_keys)
     if not transfer_keys:
         return []
@@ -143,13 +167,13 @@ def for_transfers(event, transfer_keys):
     quote = connection.ops.quote_name
     opts = Message._meta
     now, lang = timezone.now(), language()
-    ids = []
-    for channel in channels():
-        address, reachable = _recipient(channel)
+    ids, wanted = [], channels()
+    slots = [_account_slot(wanted), _sms_slot() if Message.SMS in wanted else None]
+    for channel, address, inbox, reachable in filter(None, slots):
         values = {
-            "key": Concat(Value("msg:"), F("key"), Value(f":{channel}"), output_field=CharField()),
+            "key": Concat(Value("msg:"), F("key"), Value(":"), channel, output_field=CharField()),
             "event": Value(event),
-            "channel": Value(channel),
+            "channel": channel,
             "recipient": address,
             "user_id": F("card__user_id"),
             "card_id": F("card_id"),
@@ -157,6 +181,7 @@ def for_transfers(event, transfer_keys):
             "balance_after": F("card__account__balance"),
             "context": Cast(Value("{}"), JSONField()),
             "requested": Value(False),
+            "inbox": inbox,
             "language": Value(lang),
             "status": Value(Message.QUEUED),
             "attempts": Value(0),

@@ -124,7 +124,24 @@ class _Batch:
         self.sms = None
         self.sms_down = None  # a GatewayUnavailable: the batch's other SMS wait for a retry
 
+    def inbox_copy(self, message, texts, sent=False):
+        """Write the account inbox's copy once (``inbox_sent``), in the transaction that
+        records it: before the e-mail, so a failing mail server does not hold it back.
+        ``sent``: the copy is the whole message (channel "site"), marked sent with it."""
+        body = linebreaks(escape(texts["body"].strip()))
+        with transaction.atomic():
+            self.dispatcher.notify_user(message.user, texts["subject"], body=body)
+            Message.objects.filter(pk=message.pk).update(inbox_sent=timezone.now())
+            if sent:
+                _mark_sent([message.pk])
+
     def send(self, message, texts):
+        """Send ``message``; ``False`` if it is marked sent already (an inbox-only one)."""
+        if message.channel == Message.SITE:
+            self.inbox_copy(message, texts, sent=True)
+            return False
+        if message.inbox and message.inbox_sent is None and message.user_id:
+            self.inbox_copy(message, texts)
         if message.channel == Message.EMAIL:
             if not texts["subject"] or not (texts["body"] or texts["html"]):
                 raise ValueError(
@@ -145,12 +162,6 @@ class _Batch:
             except sms.GatewayUnavailable as error:
                 self.sms_down = error
                 raise
-        elif message.channel == Message.SITE:
-            body = linebreaks(escape(texts["body"].strip()))
-            with transaction.atomic():
-                self.dispatcher.notify_user(message.user, texts["subject"], body=body)
-                _mark_sent([message.pk])
-            return False  # marked already, with the inbox copy
         return True
 
 

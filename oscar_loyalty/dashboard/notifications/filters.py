@@ -46,7 +46,10 @@ class MessageFilter(django_filters.FilterSet):
         choices=list(events.NAMES.items()), label=_("Event"), empty_label=_("Any event")
     )
     channel = django_filters.ChoiceFilter(
-        choices=Message.CHANNELS, label=_("Channel"), empty_label=_("Any channel")
+        choices=Message.CHANNELS,
+        method="on_channel",
+        label=_("Channel"),
+        empty_label=_("Any channel"),
     )
     status = django_filters.ChoiceFilter(
         choices=Message.STATUSES, label=_("Status"), empty_label=_("Any status")
@@ -57,6 +60,12 @@ class MessageFilter(django_filters.FilterSet):
     class Meta:
         model = Message
         fields = []
+
+    def on_channel(self, queryset, name, value):
+        """The account inbox: its own messages and the e-mails that carry its copy."""
+        if value == Message.SITE:
+            return queryset.filter(Q(channel=Message.SITE) | Q(inbox=True))
+        return queryset.filter(channel=value)
 
     def search(self, queryset, name, value):
         """An e-mail, a card number (or its start), a phone in any format, or a name."""
