@@ -172,10 +172,11 @@ class CardFilter(django_filters.FilterSet):
 FILTER_KEYS = tuple(CardFilter.base_filters)
 
 
-def filter_query(querydict):
-    """The part of ``querydict`` that selects cards, as a querystring."""
+def filter_query(querydict, keys=FILTER_KEYS):
+    """The part of ``querydict`` that selects rows (``keys``: cards' by default), as a
+    querystring."""
     kept = querydict.copy()
     for key in list(kept):
-        if key not in FILTER_KEYS or not any(kept.getlist(key)):
+        if key not in keys or not any(kept.getlist(key)):
             del kept[key]
     return kept.urlencode()

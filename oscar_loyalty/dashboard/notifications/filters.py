@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, phones
+from oscar_loyalty.dashboard.cards import filters as card_filters
 from oscar_loyalty.notifications import events
 
 Card = get_model("oscar_loyalty", "Card")
@@ -112,8 +113,4 @@ FILTER_KEYS = tuple(MessageFilter.base_filters)
 
 def filter_query(querydict):
     """The part of ``querydict`` that selects messages, as a querystring."""
-    kept = querydict.copy()
-    for key in list(kept):
-        if key not in FILTER_KEYS or not any(kept.getlist(key)):
-            del kept[key]
-    return kept.urlencode()
+    return card_filters.filter_query(querydict, FILTER_KEYS)
