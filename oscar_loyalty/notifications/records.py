@@ -5,7 +5,7 @@ and an SMS backend). The copy in the account inbox rides with the e-mail (``inbo
 a message of its own (channel "site") for a customer without an address: one row per
 customer and cause, not two, keeps a mass job's recording cheap (benchmarks/). Marketing
 messages go only to cards whose customer agreed (``Card.marketing_consent``); ``requested``
-ones (a gift card's code) always. Keys: ``msg:<cause>:<channel>``, the cause being a
+ones (a gift card's code) always. Keys: ``msg:<cause>:account|sms``, the cause being a
 transfer's key, ``grade:<grade change id>`` or ``card:<card id>:issued``, so the same cause
 never records a message twice.
 """
@@ -27,8 +27,14 @@ Message = get_model("oscar_loyalty", "Message")
 Transfer = get_model("oscar_loyalty", "Transfer")
 
 
+ACCOUNT = "account"
+
+
 def key(cause, channel):
-    return f"msg:{cause}:{channel}"
+    """The message's key: the account's message (e-mail or inbox only: whichever the address
+    allows when it is recorded) ends ``:account``, so a cause recorded again after the
+    customer added an address finds it; an SMS ends ``:sms``."""
+    return f"msg:{cause}:{channel if channel == Message.SMS else ACCOUNT}"
 
 
 def language():
@@ -127,12 +133,19 @@ def for_card_issued(card):
 
 def _account_slot(wanted):
     """The customer's account's message as ``recipients`` picks it, in SQL: ``(channel,
-    address, inbox, reachable)`` expressions, or ``None`` if neither channel is used."""
+    address, inbox, reachable)`` expressions and the key's suffix, or ``None`` if neither
+    channel is used."""
     email, inbox = Message.EMAIL in wanted, Message.SITE in wanted
     has_email = ~Q(card__user__email="")
     customer = Q(card__user__isnull=False)
     if email and not inbox:
-        return Value(Message.EMAIL), F("card__user__email"), Value(False), customer & has_email
+        return (
+            Value(Message.EMAIL),
+            F("card__user__email"),
+            Value(False),
+            customer & has_email,
+            ACCOUNT,
+        )
     if not inbox:
         return None
     name = NullIf(F("card__user__email"), Value(""))
@@ -142,7 +155,7 @@ def _account_slot(wanted):
         channel = Case(
             When(has_email, then=Value(Message.EMAIL)), default=channel, output_field=CharField()
         )
-    return channel, address, Value(True), customer
+    return channel, address, Value(True), customer, ACCOUNT
 
 
 def _sms_slot():
@@ -151,7 +164,7 @@ def _sms_slot():
     if field:
         phone = Coalesce(phone, NullIf(Cast(F(f"card__user__{field}"), CharField()), Value("")))
     reachable = Q(card__phone__gt="") | (Q(**{f"card__user__{field}__gt": ""}) if field else Q())
-    return Value(Message.SMS), phone, Value(False), reachable
+    return Value(Message.SMS), phone, Value(False), reachable, Message.SMS
 
 
 def for_transfers(event, transfer_keys):
@@ -169,9 +182,9 @@ def for_transfers(event, transfer_keys):
     now, lang = timezone.now(), language()
     ids, wanted = [], channels()
     slots = [_account_slot(wanted), _sms_slot() if Message.SMS in wanted else None]
-    for channel, address, inbox, reachable in filter(None, slots):
+    for channel, address, inbox, reachable, suffix in filter(None, slots):
         values = {
-            "key": Concat(Value("msg:"), F("key"), Value(":"), channel, output_field=CharField()),
+            "key": Concat(Value("msg:"), F("key"), Value(f":{suffix}"), output_field=CharField()),
             "event": Value(event),
             "channel": channel,
             "recipient": address,

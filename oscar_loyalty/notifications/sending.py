@@ -2,9 +2,11 @@
 
 A message is claimed (``queued`` → ``sending``) in a transaction of its own before anything
 goes out, so a redelivered task or a second worker finds it taken and sends nothing. The
-inbox copy is written in the transaction that marks it sent. A failure leaves the message
-queued with the error, due again later (``OSCAR_LOYALTY_MESSAGE_RETRY_SECONDS``, doubled
-each time) until ``OSCAR_LOYALTY_MESSAGE_MAX_ATTEMPTS``, then failed for a manager to resend.
+inbox copy is written once, in a transaction of its own before the e-mail that carries it
+is tried (or, for a message of channel "site", in the one that marks it sent). A failure
+leaves the message queued with the error, due again later
+(``OSCAR_LOYALTY_MESSAGE_RETRY_SECONDS``, doubled each time) until
+``OSCAR_LOYALTY_MESSAGE_MAX_ATTEMPTS``, then failed for a manager to resend.
 """
 
 import logging
@@ -140,13 +142,13 @@ class _Batch:
         if message.channel == Message.SITE:
             self.inbox_copy(message, texts, sent=True)
             return False
+        if message.channel == Message.EMAIL and not (
+            texts["subject"] and (texts["body"] or texts["html"])
+        ):
+            raise ValueError(_("The template %s has no e-mail subject or text.") % message.event)
         if message.inbox and message.inbox_sent is None and message.user_id:
             self.inbox_copy(message, texts)
         if message.channel == Message.EMAIL:
-            if not texts["subject"] or not (texts["body"] or texts["html"]):
-                raise ValueError(
-                    _("The template %s has no e-mail subject or text.") % message.event
-                )
             self.dispatcher.send_email_messages(message.recipient, texts)
         elif message.channel == Message.SMS:
             if not texts["sms"].strip():

@@ -85,5 +85,9 @@ def test_a_manager_edits_the_message_the_customer_reads(new_page, live_server, s
     credited = [m for m in mailoutbox if m.subject == subject]
     assert len(credited) == 1
     assert "Olga, 250 points from the spring fair are on your card." in credited[0].body
+    # One message, the e-mail, carried the inbox copy: the inbox shows it once.
     sent = Message.objects.filter(event=events.POINTS_CREDITED, status=Message.SENT)
-    assert sorted(sent.values_list("channel", flat=True)) == [Message.EMAIL, Message.SITE]
+    assert list(sent.values_list("channel", "inbox")) == [(Message.EMAIL, True)]
+    customer.goto(f"{live_server.url}/accounts/notifications/inbox/")
+    customer.wait_for_selector(f"text={subject}")
+    assert customer.locator(f"tr:has-text('{subject}')").count() == 1

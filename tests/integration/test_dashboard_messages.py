@@ -21,6 +21,7 @@ from tests.integration.test_dashboard_mass import run_mass
 
 Card = get_model("oscar_loyalty", "Card")
 Message = get_model("oscar_loyalty", "Message")
+Notification = get_model("communication", "Notification")
 
 pytestmark = pytest.mark.django_db
 
@@ -171,6 +172,27 @@ def test_filters_narrow_the_log(manager_client, program, olga_card, petr_card):
     assert log_ids(manager_client, card=olga_card.pk) == {olga_failed.pk, olga_sent.pk}
     assert log_ids(manager_client, card=olga_card.pk, status=Message.SENT) == {olga_sent.pk}
     assert log_ids(manager_client, status="lost") == set()  # not a status: nothing, and said
+
+
+def test_the_account_inbox_filter_finds_the_emails_carrying_its_copy(
+    manager_client, olga_card, petr_card
+):
+    carrying = message(olga_card, status=Message.SENT, inbox=True)
+    plain = message(olga_card, status=Message.SENT)  # an e-mail without the copy
+    own = message(petr_card, status=Message.SENT, channel=Message.SITE, inbox=True)
+    message(petr_card, status=Message.SENT, channel=Message.SMS, recipient="79123456789")
+    assert log_ids(manager_client, channel=Message.SITE) == {carrying.pk, own.pk}
+    assert log_ids(manager_client, channel=Message.EMAIL) == {carrying.pk, plain.pk}
+
+    rows = {
+        int(row.split('"')[0]): row.split("</tr>")[0]
+        for row in page(manager_client.get(url("loyalty-message-list"))).split('data-message="')[1:]
+    }
+    assert "<td>E-mail + account inbox</td>" in rows[carrying.pk]
+    assert "<td>E-mail</td>" in rows[plain.pk]
+    assert "<td>Account inbox</td>" in rows[own.pk]
+    section = page(manager_client.get(url("loyalty-card-detail", olga_card.pk)))
+    assert section.split('id="card_messages"')[1].count("E-mail + account inbox") == 1
 
 
 def test_log_filtered_by_a_mass_job(manager_client, olga_card, petr_card):
@@ -346,12 +368,42 @@ def test_notify_customers_messages_only_those_who_agreed(
     )
     assert "yes: the customers who agreed to receive messages" in confirmation
     assert [m.to for m in mail.outbox] == [["ann@example.com"]]
-    assert set(Message.objects.values_list("card_id", flat=True)) == {audience["ann"].pk}
+    # One message, the e-mail, carries the account inbox's copy, written once.
+    (sent,) = Message.objects.all()
+    assert (sent.card_id, sent.channel, sent.inbox) == (audience["ann"].pk, Message.EMAIL, True)
+    assert Notification.objects.filter(recipient=audience["ann"].user).count() == 1
+    assert not Notification.objects.exclude(recipient=audience["ann"].user).exists()
     content = page(manager_client.get(url("loyalty-job-detail", job.pk)))
     line = content.split('id="job_messages"')[1].split("</td>")[0]
-    assert "2 recorded · 2 sent · 0 failed" in line  # e-mail and the account inbox
+    assert "1 recorded · 1 sent · 0 failed" in line
     assert url("loyalty-message-list") + f"?job={job.pk}" in line
     assert log_ids(manager_client, job=job.pk) == set(Message.objects.values_list("pk", flat=True))
+
+
+def test_notify_customers_without_an_address_reach_their_account_inbox(
+    manager_client, audience, django_capture_on_commit_callbacks
+):
+    """bob agreed but has no e-mail address: his message is the inbox copy alone."""
+    bob = audience["bob"]
+    cards.set_consent(bob, True)
+    type(bob.user).objects.filter(pk=bob.user_id).update(email="", username="bob")
+    mail.outbox.clear()
+    confirmation, job = run_mass(
+        manager_client, django_capture_on_commit_callbacks, query="spend_min=1000", notify="on"
+    )
+    assert [m.to for m in mail.outbox] == [["ann@example.com"]]
+    rows = Message.objects.values_list("card_id", "channel", "inbox", "recipient", "status")
+    assert sorted(rows) == sorted(
+        [
+            (audience["ann"].pk, Message.EMAIL, True, "ann@example.com", Message.SENT),
+            (bob.pk, Message.SITE, True, "bob", Message.SENT),
+        ]
+    )
+    for name in ("ann", "bob"):
+        assert Notification.objects.filter(recipient_id=audience[name].user_id).count() == 1
+    content = page(manager_client.get(url("loyalty-job-detail", job.pk)))
+    assert "2 recorded · 2 sent · 0 failed" in content.split('id="job_messages"')[1]
+    assert len(log_ids(manager_client, job=job.pk, channel=Message.SITE)) == 2
 
 
 def test_without_notify_a_mass_job_sends_nothing(

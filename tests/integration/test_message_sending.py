@@ -4,9 +4,12 @@ when a task is redelivered, when a cause is replayed, and when a send was interr
 
 from datetime import timedelta
 from decimal import Decimal
+from smtplib import SMTPServerDisconnected
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from oscar.core.loading import get_model
@@ -53,6 +56,11 @@ def sms_of(card):
     return Message.objects.get(card=card, channel=Message.SMS)
 
 
+def email_of(card):
+    """The customer's e-mail, which carries the copy in the account inbox."""
+    return Message.objects.get(card=card, channel=Message.EMAIL)
+
+
 def inbox(user):
     return Notification.objects.filter(recipient=user)
 
@@ -93,7 +101,12 @@ def test_the_same_credit_reaches_the_mailbox_and_the_account_inbox(sms_aero, car
     assert [m.to for m in mail.outbox] == [["anna@example.com"]]
     assert "150" in mail.outbox[0].body
     assert inbox(card.user).count() == 1
+    assert inbox(card.user).get().subject == mail.outbox[0].subject
     assert set(Message.objects.filter(card=card).values_list("status", flat=True)) == {Message.SENT}
+    # One message carries both: no row of its own for the inbox.
+    assert not Message.objects.filter(card=card, channel=Message.SITE).exists()
+    email = email_of(card)
+    assert email.inbox and email.inbox_sent is not None
 
 
 def test_russian_sms_when_messages_are_written_in_russian(sms_aero, card, credit, settings):
@@ -233,7 +246,9 @@ def test_a_gateway_that_hangs_costs_one_timeout_per_batch_not_one_per_sms(sms_ae
     ids = list(Message.objects.values_list("pk", flat=True))
     sms_aero.hang()
 
-    assert sending.send(ids) == (4, 2)
+    assert len(ids) == 4  # per customer: the e-mail carrying the inbox copy, and the SMS
+
+    assert sending.send(ids) == (2, 2)
 
     assert len(sms_aero.requests) == 1  # the second SMS was not tried
     first, second = Message.objects.filter(channel=Message.SMS).order_by("pk")
@@ -241,11 +256,14 @@ def test_a_gateway_that_hangs_costs_one_timeout_per_batch_not_one_per_sms(sms_ae
     assert "did not answer" in first.error
     assert second.error.startswith("Not tried: the SMS gateway failed on an earlier message")
     assert len(mail.outbox) == 2
+    assert (inbox(card.user).count(), inbox(other.user).count()) == (1, 1)
     sms_aero.recover()
     for message in (first, second):
         make_due(message)
     tasks.send_due_messages()
     assert sorted(s["number"] for s in sms_aero.sent) == ["79123456780", PHONE]
+    assert len(mail.outbox) == 2
+    assert (inbox(card.user).count(), inbox(other.user).count()) == (1, 1)
 
 
 def test_one_refused_sms_does_not_stop_the_next(sms_aero, card):
@@ -284,7 +302,7 @@ def test_a_failing_gateway_never_breaks_the_committed_credit(sms_aero, customer)
 def test_a_redelivered_send_sends_nothing_twice(sms_aero, card, credit):
     credit(card, "150")
     ids = list(Message.objects.filter(card=card).values_list("pk", flat=True))
-    assert len(ids) == 3
+    assert len(ids) == 2  # the e-mail carrying the inbox copy, and the SMS
 
     assert sending.send(ids) == (0, 0)
     tasks.send_messages(ids)
@@ -300,7 +318,7 @@ def test_the_same_ids_sent_twice_before_any_send_go_once(sms_aero, card):
 
     first, second = sending.send(ids), sending.send(ids)
 
-    assert (first, second) == ((3, 0), (0, 0))
+    assert (first, second) == ((2, 0), (0, 0))  # the e-mail (with the inbox copy), the SMS
     assert len(sms_aero.sent) == 1
     assert len(mail.outbox) == 1
     assert inbox(card.user).count() == 1
@@ -312,7 +330,7 @@ def test_a_replayed_credit_with_the_same_key_sends_nothing_more(sms_aero, card, 
 
     assert again.pk == first.pk
     assert balance(card) == Decimal("150")
-    assert Message.objects.filter(card=card).count() == 3
+    assert Message.objects.filter(card=card).count() == 2  # the e-mail and the SMS
     assert len(sms_aero.sent) == 1
     assert len(mail.outbox) == 1
     assert inbox(card.user).count() == 1
@@ -329,6 +347,73 @@ def test_a_replay_after_a_failure_does_not_send_the_queued_sms_early(sms_aero, c
     assert sms_of(card).status == Message.QUEUED
 
 
+def test_a_failing_email_still_writes_its_inbox_copy_once_across_retries(
+    sms_aero, customer, credit, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The copy is written before the e-mail is tried: the customer reads it in the account
+    while the mail server is down, and neither the retries, nor a manager's resend after the
+    last attempt, nor the e-mail finally going out write it again."""
+    settings.OSCAR_LOYALTY_MESSAGE_MAX_ATTEMPTS = 3
+    card = cards.issue_card(make_program(), user=customer)
+    cards.set_consent(card, True)
+
+    def mail_server_down(backend, messages):
+        raise SMTPServerDisconnected("Connection unexpectedly closed")
+
+    monkeypatch.setattr(EmailBackend, "send_messages", mail_server_down)
+
+    credit(card, "150")
+
+    message = email_of(card)
+    assert (message.status, message.attempts) == (Message.QUEUED, 1)
+    assert "Connection unexpectedly closed" in message.error
+    assert message.inbox_sent is not None
+    (copy,) = inbox(customer)
+    assert copy.subject and "150" in copy.body
+    for _ in range(2):
+        make_due(message)
+        tasks.send_due_messages()
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (Message.FAILED, 3)
+    assert inbox(customer).count() == 1
+    assert mail.outbox == []
+
+    monkeypatch.undo()  # the mail server is back; a manager resends
+    with django_capture_on_commit_callbacks(execute=True):
+        sending.resend(Message.objects.filter(pk=message.pk))
+
+    message.refresh_from_db()
+    assert message.status == Message.SENT
+    assert [m.to for m in mail.outbox] == [["anna@example.com"]]
+    assert list(inbox(customer)) == [copy]
+
+
+def test_a_customer_without_an_email_address_gets_an_account_inbox_message(sms_aero, credit):
+    """No address: a message of channel "site", which is only the copy in the account inbox,
+    sent as soon as it is written; no e-mail."""
+    boris = get_user_model().objects.create_user(username="boris", email="", password="secret")
+    card = cards.issue_card(make_program(), user=boris)
+    cards.set_consent(card, True)
+
+    credit(card, "150")
+
+    (message,) = Message.objects.filter(card=card)
+    assert (message.channel, message.inbox, message.recipient) == (Message.SITE, True, "boris")
+    assert message.status == Message.SENT and message.inbox_sent is not None
+    assert mail.outbox == [] and sms_aero.requests == []
+    (copy,) = inbox(boris)
+    assert "150" in copy.body
+    tasks.send_messages([message.pk])  # redelivered: nothing more
+    assert inbox(boris).count() == 1
+
+    boris.email = "boris@example.com"  # he adds an address; the same credit is replayed
+    boris.save()
+    card.refresh_from_db()
+    credit(card, "150")
+    assert list(Message.objects.filter(card=card)) == [message]
+    assert mail.outbox == [] and inbox(boris).count() == 1
+
+
 # --- who gets what -------------------------------------------------------------------------
 
 
@@ -338,10 +423,12 @@ def test_no_phone_no_sms_message(sms_aero, customer, credit):
 
     credit(card, "150")
 
-    channels = set(Message.objects.filter(card=card).values_list("channel", flat=True))
-    assert channels == {Message.EMAIL, Message.SITE}
+    channels = list(Message.objects.filter(card=card).values_list("channel", flat=True))
+    assert channels == [Message.EMAIL]
+    assert email_of(card).inbox
     assert sms_aero.requests == []
     assert len(mail.outbox) == 1
+    assert inbox(customer).count() == 1
 
 
 def test_no_consent_no_message_at_all(sms_aero, customer, credit):
@@ -374,9 +461,13 @@ def test_a_requested_message_goes_without_consent(
             events.CARD_ISSUED, card, f"card:{card.pk}:requested", requested=True
         )
 
-    assert {m.channel for m in recorded} == {Message.EMAIL, Message.SMS, Message.SITE}
+    assert sorted((m.channel, m.inbox) for m in recorded) == [
+        (Message.EMAIL, True),
+        (Message.SMS, False),
+    ]
     assert len(sms_aero.sent) == 1 and sms_aero.sent[0]["number"] == PHONE
     assert len(mail.outbox) == 1
+    assert inbox(customer).count() == 1
 
 
 # --- interrupted sends ---------------------------------------------------------------------

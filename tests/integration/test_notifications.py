@@ -124,6 +124,15 @@ def sent_events(card):
     )
 
 
+def the_email_row(card, **filters):
+    """The one message of ``card`` (and ``filters``): an e-mail carrying the inbox copy,
+    with no message of channel "site" beside it."""
+    assert not Message.objects.filter(card=card, channel=Message.SITE).exists()
+    message = Message.objects.get(card=card, channel=Message.EMAIL, **filters)
+    assert message.inbox and message.inbox_sent is not None
+    return message
+
+
 def html_of(email):
     return email.alternatives[0][0] if email.alternatives else ""
 
@@ -149,11 +158,10 @@ def test_a_completed_order_tells_the_customer_the_points_it_earned(agreed, olga,
     note = only_inbox(olga)
     assert note.subject == email.subject
     assert f"Your order {order.number} earned 60 points" in note.body
-    assert sent_events(agreed) == [
-        (events.POINTS_EARNED, Message.EMAIL),
-        (events.POINTS_EARNED, Message.SITE),
-    ]
-    message = Message.objects.get(card=agreed, channel=Message.EMAIL)
+    # One message: the e-mail, which carried the inbox copy.
+    assert sent_events(agreed) == [(events.POINTS_EARNED, Message.EMAIL)]
+    message = the_email_row(agreed)
+    assert message.channel_label == "E-mail + account inbox"
     assert message.transfer.key == f"order:{order.number}:earn:bonus"
     assert message.balance_after == D("60.00")
 
@@ -250,10 +258,13 @@ def test_a_mass_accrual_with_notify_tells_each_consenting_customer(crowd, commit
         assert card.number in email.body
         assert "Your balance: 25 points." in email.body
         assert only_inbox(card.user).subject == "25 points added to your card"
+        the_email_row(card, status=Message.SENT)
     assert mails_to("quiet@example.com") == []
     assert inbox(crowd[3].user) == []
     assert refreshed(crowd[3]).balance == D("25.00")  # credited all the same
-    assert Message.objects.filter(status=Message.SENT).count() == 6  # 3 cards × e-mail, inbox
+    # 3 cards × one e-mail each, carrying the inbox copy.
+    assert Message.objects.filter(status=Message.SENT).count() == 3
+    assert Message.objects.count() == 3
 
 
 def test_a_mass_debit_with_notify_tells_the_amount_taken(crowd, committed):
@@ -535,7 +546,10 @@ def test_consent_given_then_withdrawn_turns_messages_on_and_off(card, customer, 
     with committed():
         cards.adjust(card, "5", "adjust:3", by=manager)
     assert len(mail.outbox) == 1
-    assert Message.objects.count() == 2  # e-mail and inbox of the one consented credit
+    # The e-mail of the one consented credit, with its inbox copy.
+    assert Message.objects.count() == 1
+    assert [n.subject for n in inbox(customer)] == ["20 points added to your card"]
+    the_email_row(card)
 
 
 def test_a_customer_without_an_email_address_gets_the_inbox_copy_only(program, manager, committed):
@@ -583,7 +597,8 @@ def test_a_replayed_status_signal_and_a_second_post_send_nothing_more(
 
     assert len(mails_to("olga@example.com")) == 1
     assert len(inbox(olga)) == 1
-    assert Message.objects.count() == 2
+    assert Message.objects.count() == 1
+    the_email_row(agreed)
 
 
 def test_a_mass_job_chunk_run_again_sends_nothing_more(crowd, committed):
@@ -604,22 +619,26 @@ def test_a_mass_job_chunk_run_again_sends_nothing_more(crowd, committed):
         tasks.start_job(job)
 
     assert len(mail.outbox) == 3
-    assert Message.objects.count() == 6
+    assert Message.objects.count() == 3  # one e-mail, with its inbox copy, per card
+    assert Notification.objects.count() == 3
+    for card in crowd[:3]:
+        only_inbox(card.user)
     assert refreshed(crowd[0]).balance == D("25.00")
 
 
 def test_a_redelivered_sending_task_sends_each_message_once(agreed, olga, manager, committed):
     cards.adjust(agreed, "10", "adjust:1", by=manager)  # recorded, its commit not yet run
     ids = list(Message.objects.values_list("pk", flat=True))
-    assert len(ids) == 2 and mail.outbox == []
+    assert len(ids) == 1 and mail.outbox == [] and inbox(olga) == []
 
-    assert tasks.send_messages.delay(ids).get() == (2, 0)
+    assert tasks.send_messages.delay(ids).get() == (1, 0)
     assert tasks.send_messages.delay(ids).get() == (0, 0)  # redelivered
     assert tasks.send_due_messages.delay().get() == (0, 0)  # and the periodic sweep
 
     assert len(mail.outbox) == 1
     assert len(inbox(olga)) == 1
     assert set(Message.objects.values_list("status", flat=True)) == {Message.SENT}
+    the_email_row(agreed)
 
 
 def test_the_same_adjustment_submitted_twice_is_told_once(agreed, manager, committed):
@@ -641,7 +660,7 @@ def test_messages_are_written_in_the_shops_message_language(agreed, olga, manage
         cards.adjust(agreed, "150", "adjust:1", by=manager, description="Подарок")
 
     email = only_mail_to("olga@example.com")
-    assert Message.objects.filter(language="ru").count() == 2
+    assert Message.objects.filter(language="ru").count() == 1 == Message.objects.count()
     assert "150" in email.subject
     assert CYRILLIC.search(email.subject), email.subject
     assert "points" not in email.subject
@@ -741,15 +760,19 @@ def test_a_failing_email_backend_never_breaks_the_order(
     assert email.attempts == 1
     assert "refused" in email.error or "unavailable" in email.error
     assert email.due > timezone.now()
-    # The inbox copy does not depend on the mail server.
-    assert Message.objects.get(card=anna_card, channel=Message.SITE).status == Message.SENT
+    # The inbox copy does not depend on the mail server: written before the e-mail's try.
+    subject = f"135 points for your order {order.number}"
+    assert only_inbox(anna).subject == subject
+    assert email.inbox and email.inbox_sent is not None
+    assert not Message.objects.filter(card=anna_card, channel=Message.SITE).exists()
     assert mail.outbox == []
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     Message.objects.filter(pk=email.pk).update(due=timezone.now())
     assert tasks.send_due_messages.delay().get() == (1, 0)
-    assert only_mail_to("anna@example.com").subject == f"135 points for your order {order.number}"
+    assert only_mail_to("anna@example.com").subject == subject
     assert Message.objects.get(pk=email.pk).status == Message.SENT
+    assert only_inbox(anna).subject == subject  # not written again by the retry
 
 
 def test_a_message_failing_every_time_ends_failed_for_a_manager(
@@ -772,3 +795,67 @@ def test_a_message_failing_every_time_ends_failed_for_a_manager(
         assert sending.resend(Message.objects.filter(pk=email.pk)) == [email.pk]
     assert Message.objects.get(pk=email.pk).status == Message.SENT
     assert len(mail.outbox) == 1
+
+
+def test_a_failing_email_gets_its_inbox_copy_written_once_across_retries(
+    agreed, olga, manager, committed, settings
+):
+    settings.EMAIL_BACKEND = "tests.integration.test_notifications.RefusingBackend"
+    settings.OSCAR_LOYALTY_MESSAGE_MAX_ATTEMPTS = 3
+    with committed():
+        cards.adjust(agreed, "10", "adjust:1", by=manager)
+
+    email = Message.objects.get()  # the one message: the e-mail carrying the inbox copy
+    assert (email.channel, email.inbox, email.status, email.attempts) == (
+        Message.EMAIL,
+        True,
+        Message.QUEUED,
+        1,
+    )
+    assert email.inbox_sent is not None  # written although the e-mail was refused
+    written = email.inbox_sent
+    assert only_inbox(olga).subject == "10 points added to your card"
+
+    for attempt in (2, 3):  # the retries, refused too: the last one ends failed
+        Message.objects.filter(pk=email.pk).update(due=timezone.now())
+        assert tasks.send_due_messages.delay().get() == (0, 1)
+        email.refresh_from_db()
+        assert email.attempts == attempt
+        assert email.inbox_sent == written
+        assert len(inbox(olga)) == 1
+    assert email.status == Message.FAILED and "550" in email.error
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with committed():
+        assert sending.resend(Message.objects.filter(pk=email.pk)) == [email.pk]
+    email.refresh_from_db()
+    assert email.status == Message.SENT
+    assert email.inbox_sent == written
+    assert only_mail_to("olga@example.com").subject == "10 points added to your card"
+    assert only_inbox(olga).subject == "10 points added to your card"  # still once
+    assert Message.objects.count() == 1
+
+
+def test_a_customer_without_an_email_address_gets_a_site_message(program, manager, committed):
+    nameless = factories.make_customer("nameless@example.com")
+    nameless.email, nameless.username = "", "nameless"
+    nameless.save()
+    card = cards.issue_card(program, user=nameless)
+    cards.set_consent(card, True, by=manager)
+
+    with committed():
+        cards.adjust(card, "10", "adjust:1", by=manager)
+
+    message = Message.objects.get()
+    assert message.channel == Message.SITE
+    assert message.recipient == "nameless"  # the username: there is no address
+    assert message.inbox and message.inbox_sent is not None
+    assert message.status == Message.SENT and message.sent is not None
+    assert message.channel_label == "Account inbox"
+    assert not Message.objects.filter(channel=Message.EMAIL).exists()
+    assert mail.outbox == []
+    assert only_inbox(nameless).subject == "10 points added to your card"
+
+    # Sent again (a redelivered task): marked sent already, nothing more in the inbox.
+    assert tasks.send_messages.delay([message.pk]).get() == (0, 0)
+    assert len(inbox(nameless)) == 1
