@@ -1067,6 +1067,9 @@ class AbstractMessage(models.Model):
         blank=True,
         related_name="loyalty_messages",
         verbose_name=_("customer"),
+        # No database constraint: Django deletes a customer's messages with the customer,
+        # and the check would cost a mass job's chunk a lookup per message.
+        db_constraint=False,
     )
     card = models.ForeignKey(
         "oscar_loyalty.Card",
@@ -1075,6 +1078,9 @@ class AbstractMessage(models.Model):
         blank=True,
         related_name="messages",
         verbose_name=_("card"),
+        # No database constraint: a card is never deleted (its transfers protect it), and
+        # checking it once a message costs a mass job's chunk a lookup per card.
+        db_constraint=False,
     )
     transfer = models.ForeignKey(
         "oscar_loyalty.Transfer",
@@ -1120,16 +1126,15 @@ class AbstractMessage(models.Model):
     class Meta:
         abstract = True
         app_label = "oscar_loyalty"
-        ordering = ["-created", "-id"]
+        # Newest first by id, the order they were recorded in: the primary key serves the
+        # log, so no date index is written for each of a mass job's messages.
+        ordering = ["-id"]
         verbose_name = _("message")
         verbose_name_plural = _("messages")
         # A constraint rather than unique=True, which on PostgreSQL adds a second,
         # pattern-matching index that no query uses (a mass job writes thousands of rows).
         constraints = [models.UniqueConstraint(fields=["key"], name="loyalty_message_key")]
-        indexes = [
-            models.Index(fields=["status", "due"], name="loyalty_message_status"),
-            models.Index(fields=["-created", "-id"], name="loyalty_message_created"),
-        ]
+        indexes = [models.Index(fields=["status", "due"], name="loyalty_message_status")]
 
     def __str__(self):
         return f"{self.event} → {self.recipient} ({self.channel})"

@@ -169,8 +169,8 @@ def _sms_slot():
 
 def for_transfers(event, transfer_keys):
     """``event``'s messages about the transfers ``transfer_keys`` (one card each; a mass
-    job's chunk), to the consenting customers: one ``INSERT ... SELECT`` for their accounts
-    (e-mail with the inbox copy) and one for SMS, in the caller's transaction. Keys already
+    job's chunk), to the consenting customers: one ``INSERT ... SELECT`` of their accounts'
+    messages (e-mail with the inbox copy) and their SMS, in the caller's transaction. Keys already
     recorded are skipped. Returns the new messages' ids, queued to be sent once the
     transaction commits."""
     transfer_keys = list(transfer_keys)
@@ -180,7 +180,7 @@ def for_transfers(event, transfer_keys):
     quote = connection.ops.quote_name
     opts = Message._meta
     now, lang = timezone.now(), language()
-    ids, wanted = [], channels()
+    wanted, selects = channels(), []
     slots = [_account_slot(wanted), _sms_slot() if Message.SMS in wanted else None]
     for channel, address, inbox, reachable, suffix in filter(None, slots):
         values = {
@@ -202,22 +202,27 @@ def for_transfers(event, transfer_keys):
             "created": Value(now),
             "due": Value(now),
         }
-        select = (
+        selects.append(
             Transfer.objects.filter(lookups.among(Transfer, "key", transfer_keys))
             .filter(reachable, card__marketing_consent=True)
             .annotate(**{f"m_{name}": expression for name, expression in values.items()})
             .values_list(*(f"m_{name}" for name in values))
             .order_by()
         )
-        sql, params = select.query.sql_with_params()
-        columns = ", ".join(quote(opts.get_field(n.removesuffix("_id")).column) for n in values)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {quote(opts.db_table)} ({columns}) {sql} "
-                f"ON CONFLICT ({quote('key')}) DO NOTHING RETURNING {quote(opts.pk.column)}",
-                params,
-            )
-            ids.extend(row[0] for row in cursor.fetchall())
+    if not selects:
+        return []
+    # One statement for every slot: the rows of all of them in one INSERT (``WHERE 1 = 1``
+    # tells SQLite's parser that ON CONFLICT is the upsert clause, not a join's).
+    sql, params = selects[0].union(*selects[1:], all=True).query.sql_with_params()
+    columns = ", ".join(quote(opts.get_field(n.removesuffix("_id")).column) for n in values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(opts.db_table)} ({columns}) SELECT * FROM ({sql}) AS m "
+            f"WHERE 1 = 1 ON CONFLICT ({quote('key')}) DO NOTHING "
+            f"RETURNING {quote(opts.pk.column)}",
+            params,
+        )
+        ids = [row[0] for row in cursor.fetchall()]
     _send_on_commit(ids)
     return ids
 

@@ -242,4 +242,4 @@ def resend(messages):
 def customer_messages(card):
     """The messages of ``card`` and of its customer, newest first (the card page's list)."""
     where = Q(card=card) | Q(user_id=card.user_id) if card.user_id else Q(card=card)
-    return Message.objects.filter(where).order_by("-created", "-id")
+    return Message.objects.filter(where).order_by("-id")

@@ -57,10 +57,11 @@ class MessageListView(TemplateView):
             filter=filterset,
             form=filterset.form,
             page_obj=keyset.page(
-                listed.order_by("-created", "-id"),
+                listed.order_by("-id"),
                 LOG_PAGE,
                 before=self.request.GET.get("before"),
                 after=self.request.GET.get("after"),
+                date="id",  # recorded in id order; the primary key serves the log
             ),
             query=query,
             page_query=f"{query}&" if query else "",
