@@ -10,8 +10,6 @@ queue, and its e-mail is written to files, since locmem mail stays in one proces
 
 import email
 import os
-import subprocess
-import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -30,8 +28,7 @@ from tests.integration.test_ledger_postgres import errors_of, run_together, valu
 from tests.integration.test_tasks_worker import (
     SANDBOX,
     database_url,
-    forget_queue,
-    producer,
+    started_worker,
     wait_for,
 )
 
@@ -202,32 +199,8 @@ def worker(tmp_path_factory, django_db_setup, django_db_blocker):
         "LOYALTY_TEST_MAIL_DIR": str(mail_dir),
         "DEBUG": "0",
     }
-    command = [
-        *(sys.executable, "-m", "celery", "-A", "sandbox", "worker"),
-        *("--loglevel", "info", "--queues", queue, "--hostname", f"{queue}@%h"),
-        *("--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat"),
-    ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=SANDBOX, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    running = Worker(process, log_path, mail_dir, queue)
-    try:
-        wait_for(
-            lambda: " ready." in running.log() or process.poll() is not None,
-            "the worker to start",
-        )
-        assert process.poll() is None, f"the worker exited:\n{running.log()}"
-        with producer(broker, queue):
-            yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        forget_queue(broker, queue)
+    with started_worker(env, queue, log_path, broker) as process:
+        yield Worker(process, log_path, mail_dir, queue)
 
 
 def all_sent(count):

@@ -102,26 +102,33 @@ def worker(broker, tmp_path_factory, django_db_setup, django_db_blocker):
         "CELERY_BROKER_URL": broker,
         "DEBUG": "0",
     }
+    with started_worker(env, queue, log_path, broker):
+        yield Worker(log_path, queue)
+
+
+@contextmanager
+def started_worker(env, queue, log_path, broker, cwd=SANDBOX):
+    """A Celery worker subprocess of the sandbox on ``queue``, its output in ``log_path``,
+    ready when entered, with this process sending its tasks there (``producer``); stopped
+    (warm shutdown: it finishes the task at hand) and its queue deleted on the way out."""
     command = [
         *(sys.executable, "-m", "celery", "-A", "sandbox", "worker"),
         *("--loglevel", "info", "--queues", queue, "--hostname", f"{queue}@%h"),
         *("--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat"),
     ]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=SANDBOX, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    running = Worker(log_path, queue)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def output():
+        return log_path.read_text(errors="replace")
+
     try:
-        wait_for(
-            lambda: " ready." in running.log() or process.poll() is not None,
-            "the worker to start",
-        )
-        assert process.poll() is None, f"the worker exited:\n{running.log()}"
+        wait_for(lambda: " ready." in output() or process.poll() is not None, "the worker to start")
+        assert process.poll() is None, f"the worker exited:\n{output()}"
         with producer(broker, queue):
-            yield running
+            yield process
     finally:
-        process.terminate()  # warm shutdown: finishes the task at hand
+        process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
