@@ -347,16 +347,15 @@ def set_consent(card, agrees, *, by=None, source=""):
     and when. ``source`` defaults to the manager ``by`` or, without one, the customer.
     Returns whether anything changed."""
     source = source or (Card.CONSENT_MANAGER if by is not None else Card.CONSENT_CUSTOMER)
-    with transaction.atomic():
-        changed = Card.objects.filter(pk=card.pk).exclude(marketing_consent=agrees)
-        if not changed.update(
-            marketing_consent=agrees,
-            consent_changed=timezone.now(),
-            consent_changed_by=by,
-            consent_source=source,
-        ):
-            return False
-        card.refresh_from_db(fields=CONSENT_FIELDS)
+    changed = Card.objects.filter(pk=card.pk).exclude(marketing_consent=agrees)
+    if not changed.update(
+        marketing_consent=agrees,
+        consent_changed=timezone.now(),
+        consent_changed_by=by,
+        consent_source=source,
+    ):
+        return False
+    card.refresh_from_db(fields=CONSENT_FIELDS)
     return True
 
 

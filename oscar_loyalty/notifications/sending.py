@@ -239,7 +239,11 @@ def resend(messages):
     return ids
 
 
+def of_customer(card):
+    """The condition of the messages of ``card`` and of its customer."""
+    return Q(card_id=card.pk) | Q(user_id=card.user_id) if card.user_id else Q(card_id=card.pk)
+
+
 def customer_messages(card):
     """The messages of ``card`` and of its customer, newest first (the card page's list)."""
-    where = Q(card=card) | Q(user_id=card.user_id) if card.user_id else Q(card=card)
-    return Message.objects.filter(where).order_by("-id")
+    return Message.objects.filter(of_customer(card)).order_by("-id")

@@ -16,7 +16,7 @@ from oscar.core.loading import get_model
 
 from oscar_loyalty import cards, phones
 from oscar_loyalty.dashboard.cards import filters as card_filters
-from oscar_loyalty.notifications import events
+from oscar_loyalty.notifications import events, sending
 
 Card = get_model("oscar_loyalty", "Card")
 Job = get_model("oscar_loyalty", "Job")
@@ -98,9 +98,7 @@ class MessageFilter(django_filters.FilterSet):
         self.card_shown = card
         if card is None:
             return queryset.none()
-        if card.user_id:
-            return queryset.filter(Q(card_id=card.pk) | Q(user_id=card.user_id))
-        return queryset.filter(card_id=card.pk)
+        return queryset.filter(sending.of_customer(card))
 
     def of_job(self, queryset, name, value):
         self.job_shown = Job.objects.filter(pk=value).first()
